@@ -1,0 +1,31 @@
+"""sklearn-corrloss: multi-label Action Unit detection with CorrLoss, for scikit-learn.
+
+Implements Rieger, Pahl, Finzel, Schmid, "CorrLoss: Integrating Co-Occurrence Domain
+Knowledge for Affect Recognition" (ICPR 2022, arXiv:2210.17233).
+"""
+
+from .losses import CorrBCELoss, CorrLoss, corr_loss, pearson_corr_matrix
+from .metrics import (
+    au_f1_report,
+    correlation_distance,
+    label_correlation,
+    macro_f1,
+    macro_f1_scorer,
+)
+from .selection import select_correlated_labels
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CorrBCELoss",
+    "CorrLoss",
+    "__version__",
+    "au_f1_report",
+    "corr_loss",
+    "correlation_distance",
+    "label_correlation",
+    "macro_f1",
+    "macro_f1_scorer",
+    "pearson_corr_matrix",
+    "select_correlated_labels",
+]

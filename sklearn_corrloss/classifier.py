@@ -1,0 +1,1021 @@
+"""Multi-label classifiers trained with CorrLoss: skorch nets that behave like sklearn estimators.
+
+:class:`CorrLossClassifier` works on feature vectors (an MLP), :class:`CorrLossAUClassifier`
+on face images (a torchvision backbone with a frozen trunk, VGG16 as in the paper). Both
+share :class:`MultiLabelNet`, which holds the training logic of the paper: Adam, gradient
+clipping by value, the :class:`~sklearn_corrloss.losses.CorrBCELoss` criterion, a
+group-aware validation split and restoring the weights of the epoch with the lowest
+validation loss.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import inspect
+import math
+import os
+from contextlib import contextmanager, suppress
+from numbers import Integral, Real
+from types import MappingProxyType
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.metrics import f1_score
+from sklearn.model_selection import GroupShuffleSplit, ShuffleSplit
+from sklearn.preprocessing import LabelBinarizer
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions, validate_parameter_constraints
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import assert_all_finite, check_is_fitted, validate_data
+from skorch import NeuralNet
+from skorch.callbacks import Callback, EpochTimer, PassthroughScoring, PrintLog
+from skorch.dataset import Dataset as SkorchDataset
+from torch.utils.data import DataLoader, Subset
+
+from .images import ImageDataset, TransformedDataset, check_image_input, default_augmentation
+from .losses import CorrBCELoss
+from .metrics import macro_f1
+from .networks import BACKBONES, BackboneNet, MLPHead
+
+__all__ = [
+    "CorrLossAUClassifier",
+    "CorrLossClassifier",
+    "GroupValidSplit",
+    "MultiLabelNet",
+    "RestoreBestWeights",
+]
+
+_MAX_SEED = np.iinfo(np.int32).max
+
+
+class GroupValidSplit:
+    """Internal train/validation split that keeps each group (subject) on one side.
+
+    A callable in skorch's ``train_split`` convention:
+    ``split(dataset, y=None, groups=None) -> (dataset_train, dataset_valid)``.
+    With ``groups`` it uses :class:`~sklearn.model_selection.GroupShuffleSplit`, so no
+    subject appears in both parts (``valid_size`` is then the fraction of *groups*);
+    without ``groups`` it falls back to a plain random split of the samples
+    (:class:`~sklearn.model_selection.ShuffleSplit`).
+
+    Parameters
+    ----------
+    valid_size : float in (0, 1), default=0.2
+        Fraction of groups (or of samples, without groups) held out for validation.
+    random_state : int, RandomState instance or None, default=None
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> split = GroupValidSplit(0.5, random_state=0)
+    >>> groups = np.repeat(["s1", "s2", "s3", "s4"], 3)
+    >>> train, valid = split(np.arange(12), groups=groups)
+    >>> set(groups[train.indices]) & set(groups[valid.indices])
+    set()
+    """
+
+    def __init__(self, valid_size: float = 0.2, *, random_state=None):
+        self.valid_size = valid_size
+        self.random_state = random_state
+
+    def __repr__(self) -> str:
+        return f"GroupValidSplit({self.valid_size!r}, random_state={self.random_state!r})"
+
+    def __call__(self, dataset, y=None, groups=None):
+        n_samples = len(dataset)
+        if not 0.0 < float(self.valid_size) < 1.0:
+            raise ValueError(f"valid_size must lie in (0, 1), got {self.valid_size!r}.")
+        placeholder = np.zeros(n_samples)
+        if groups is None:
+            splitter = ShuffleSplit(
+                n_splits=1, test_size=self.valid_size, random_state=self.random_state
+            )
+            train, valid = next(splitter.split(placeholder))
+        else:
+            groups = np.asarray(groups)
+            if groups.shape != (n_samples,):
+                raise ValueError(
+                    f"groups must have shape ({n_samples},) like the data, got {groups.shape}."
+                )
+            n_groups = len(np.unique(groups))
+            if n_groups < 2:
+                raise ValueError(
+                    f"A group-aware validation split needs at least 2 distinct groups, got "
+                    f"{n_groups}; pass more subjects or train_split=None."
+                )
+            splitter = GroupShuffleSplit(
+                n_splits=1, test_size=self.valid_size, random_state=self.random_state
+            )
+            train, valid = next(splitter.split(placeholder, groups=groups))
+        return Subset(dataset, train.tolist()), Subset(dataset, valid.tolist())
+
+
+class RestoreBestWeights(Callback):
+    """Keep the module weights of the best epoch in memory and restore them at the end.
+
+    The paper's model selection: "keep the model with the lowest validation loss". The
+    copy lives on the CPU and is dropped when training ends (and when pickling).
+
+    Parameters
+    ----------
+    monitor : str, default="valid_loss"
+        History key to compare. Epochs without it (no validation data) are ignored;
+        when no epoch has it, the last weights are kept.
+    lower_is_better : bool, default=True
+
+    Attributes
+    ----------
+    best_epoch_ : int or None
+        Epoch (1-based, as in the history) whose weights were kept in the last training call.
+    best_score_ : float
+    """
+
+    def __init__(self, monitor: str = "valid_loss", lower_is_better: bool = True):
+        self.monitor = monitor
+        self.lower_is_better = lower_is_better
+
+    def on_train_begin(self, net, **kwargs):
+        self.best_score_ = math.inf if self.lower_is_better else -math.inf
+        self.best_epoch_ = None
+        self._best_state = None
+
+    def on_epoch_end(self, net, **kwargs):
+        score = net.history[-1].get(self.monitor)
+        if score is None or not math.isfinite(score):
+            return
+        improved = score < self.best_score_ if self.lower_is_better else score > self.best_score_
+        if improved:
+            self.best_score_ = float(score)
+            self.best_epoch_ = net.history[-1, "epoch"]
+            self._best_state = {
+                k: v.detach().to("cpu", copy=True) for k, v in net.module_.state_dict().items()
+            }
+
+    def on_train_end(self, net, **kwargs):
+        state, self._best_state = getattr(self, "_best_state", None), None
+        if state is not None and len(net.history) and self.best_epoch_ != net.history[-1, "epoch"]:
+            net.module_.load_state_dict(state)
+            if net.verbose:
+                print(f"Restored the weights of epoch {self.best_epoch_} (best {self.monitor}).")
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_best_state"] = None
+        return state
+
+
+@contextmanager
+def _torch_seed(seed: int, device):
+    """Seed torch inside a fork of its RNG state: nothing leaks to the caller."""
+    device = torch.device(device if device is not None else "cpu")
+    cuda = device.type == "cuda" and torch.cuda.is_available()
+    devices = (
+        [device.index if device.index is not None else torch.cuda.current_device()] if cuda else []
+    )
+    with torch.random.fork_rng(devices=devices):
+        torch.default_generator.manual_seed(int(seed))
+        if cuda:
+            with torch.cuda.device(devices[0]):
+                torch.cuda.manual_seed(int(seed))
+        yield
+
+
+@functools.cache
+def _keyword_parameters(cls) -> tuple[str, ...]:
+    """Names of the keyword-only parameters of ``cls.__init__`` (the estimator's params)."""
+    signature = inspect.signature(cls.__init__)
+    return tuple(p.name for p in signature.parameters.values() if p.kind == p.KEYWORD_ONLY)
+
+
+_COMMON_CONSTRAINTS = {
+    "rho": [Interval(Real, 0, 1, closed="both")],
+    "threshold": [Interval(Real, 0, 1, closed="neither"), "array-like"],
+    "hidden_units": [Interval(Integral, 1, None, closed="left")],
+    "dropout": [Interval(Real, 0, 1, closed="left")],
+    "lr": [Interval(Real, 0, None, closed="neither")],
+    "batch_size": [Interval(Integral, 1, None, closed="left")],
+    "max_epochs": [Interval(Integral, 0, None, closed="left")],
+    "clip_value": [Interval(Real, 0, None, closed="neither"), None],
+    "optimizer": [callable],
+    "train_split": [Interval(Real, 0, 1, closed="neither"), callable, None],
+    "callbacks": [list, StrOptions({"disable"}), None],
+    "warm_start": ["boolean"],
+    "verbose": ["verbose"],
+    "device": [str, torch.device, None],
+    "random_state": ["random_state"],
+}
+
+
+class MultiLabelNet(ClassifierMixin, NeuralNet):
+    """Shared training logic of the CorrLoss classifiers (not used directly).
+
+    Subclasses define ``__init__`` (keyword-only parameters, stored as is), the input
+    check :meth:`_check_X`, :meth:`_build_module` and, if needed, :meth:`get_dataset`.
+
+    Notes
+    -----
+    Differences from a plain :class:`skorch.NeuralNet`:
+
+    * ``__init__`` only stores parameters; they are validated in ``fit`` with
+      ``_parameter_constraints``; the module is built in ``fit`` from the data's shape.
+    * ``fit(X, y, groups=None)``: ``groups`` goes to the validation split, not to the
+      module; the default split (``train_split=0.2``) is :class:`GroupValidSplit`.
+    * The criterion is :class:`~sklearn_corrloss.losses.CorrBCELoss` with the current
+      ``rho``; the history gets ``train_bce``, ``train_corr``, ``valid_bce`` and
+      ``valid_corr`` besides ``train_loss`` and ``valid_loss``.
+    * Training shuffles, clips gradients by value, seeds torch from ``random_state``
+      inside :func:`torch.random.fork_rng` (no global seeding) and restores the
+      weights of the epoch with the lowest ``valid_loss`` (:class:`RestoreBestWeights`).
+    """
+
+    # skorch components that are fixed here rather than constructor parameters.
+    module = None
+    criterion = CorrBCELoss
+    iterator_train = DataLoader
+    iterator_valid = DataLoader
+    dataset = SkorchDataset
+    compile = False
+    use_caching = "auto"
+    torch_load_kwargs = None
+    #: Outputs are logits; probabilities are their sigmoid (skorch cannot infer this).
+    predict_nonlinearity = staticmethod(torch.sigmoid)
+
+    # Fitted-state defaults: skorch sets these in __init__; class defaults keep
+    # __init__ free of anything but parameters.
+    history_ = None
+    initialized_ = False
+    virtual_params_ = MappingProxyType({})
+
+    _parameter_constraints: ClassVar[dict] = dict(_COMMON_CONSTRAINTS)
+
+    # --- parameters -------------------------------------------------------------------
+    @classmethod
+    def _init_param_names(cls) -> tuple[str, ...]:
+        return _keyword_parameters(cls)
+
+    def __setattr__(self, name, value):
+        if name in self._init_param_names():
+            # A constructor parameter (for example a transform that is an nn.Module) is
+            # stored as is, not registered as a torch component the way skorch would.
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
+
+    def _store_params(self, params: dict, kwargs: dict) -> None:
+        for name, value in params.items():
+            setattr(self, name, value)
+        self._params_to_validate = set(kwargs)
+        vars(self).update(kwargs)
+
+    def _get_param_names(self):
+        names = self._init_param_names()
+        # Extra keyword arguments: skorch routing parameters such as module__...,
+        # optimizer__..., iterator_train__... (unknown names are refused in fit).
+        extra = getattr(self, "_params_to_validate", set())
+        return sorted(names) + sorted(k for k in extra if k in vars(self) and k not in names)
+
+    __repr__ = BaseEstimator.__repr__
+
+    def _check_params(self) -> None:
+        validate_parameter_constraints(
+            self._parameter_constraints,
+            {k: getattr(self, k) for k in self._parameter_constraints},
+            caller_name=type(self).__name__,
+        )
+
+    def set_params(self, **kwargs):
+        """Set parameters; a new ``rho`` reaches the criterion at once, the module is kept.
+
+        Returns
+        -------
+        self
+        """
+        if "callbacks" in kwargs and not self.initialized_:
+            # Before fit a plain parameter (skorch would build the callbacks right away).
+            self.callbacks = kwargs.pop("callbacks")
+        super().set_params(**kwargs)
+        if "rho" in kwargs and self.initialized_:
+            self._sync_criterion()
+        return self
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        tags.target_tags.multi_output = True
+        tags.non_deterministic = False
+        return tags
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "classes_") and getattr(self, "module_", None) is not None
+
+    def get_metadata_routing(self):
+        """Metadata routing: ``groups`` is consumed by ``fit``/``partial_fit`` themselves.
+
+        Request it with ``set_fit_request(groups=True)`` (metadata routing enabled).
+        """
+        # The net routes groups to its own split; it is a plain consumer for sklearn.
+        return BaseEstimator.get_metadata_routing(self)
+
+    # --- hooks for subclasses ---------------------------------------------------------
+    def _check_X(self, X, *, reset: bool):
+        raise NotImplementedError
+
+    def _build_module(self) -> torch.nn.Module:
+        raise NotImplementedError
+
+    def _training_dataset(self, dataset):
+        """Wrap the training part of the split (for example with augmentation)."""
+        return dataset
+
+    # --- targets ----------------------------------------------------------------------
+    def _encode_targets(self, y, *, reset: bool, classes=None) -> np.ndarray:
+        name = type(self).__name__
+        if y is None:
+            raise ValueError(f"{name} requires y to be passed, but the target y is None.")
+        names, label_dtype = None, None
+        if isinstance(y, pd.DataFrame):
+            names = np.asarray([str(c) for c in y.columns], dtype=object)
+            label_dtype = y.to_numpy().dtype  # int/bool columns stay int/bool in predict
+            try:
+                y_array = y.to_numpy(dtype=np.float64, na_value=np.nan)
+            except (TypeError, ValueError) as error:
+                raise ValueError(
+                    f"Y must hold binary labels (0/1, NaN for unknown): {error}"
+                ) from error
+        elif sp.issparse(y):
+            y_array = y.toarray()
+        else:
+            y_array = np.asarray(y)
+        if y_array.ndim == 1:
+            return self._encode_1d(y_array, reset=reset, classes=classes)
+        if y_array.ndim != 2:
+            raise ValueError(
+                f"Y must be a (n_samples, n_labels) matrix or a 1-D target, got shape "
+                f"{y_array.shape}."
+            )
+        n_labels = y_array.shape[1]
+        if n_labels < 2:
+            raise ValueError(
+                f"Y has {n_labels} label column(s); CorrLoss needs a multi-label matrix with "
+                "at least 2 labels. For a single binary or multiclass target pass a 1-D y."
+            )
+        try:
+            Y = y_array.astype(np.float64)
+        except (TypeError, ValueError) as error:
+            raise ValueError(
+                f"Y must hold binary labels (0/1, NaN for unknown), got dtype {y_array.dtype}."
+            ) from error
+        if np.isinf(Y).any():
+            raise ValueError("Y contains infinite values; labels must be 0, 1 or NaN (unknown).")
+        known = ~np.isnan(Y)
+        bad = known & (Y != 0) & (Y != 1)
+        if bad.any():
+            raise ValueError(
+                f"Y must be binary (0/1, NaN for unknown); found values {np.unique(Y[bad])[:5]}."
+            )
+        if not known.any():
+            raise ValueError("Y holds no known label: every entry is NaN.")
+        if reset:
+            self.target_type_ = "multilabel-indicator"
+            self.classes_ = names if names is not None else np.arange(n_labels)
+            self.n_outputs_ = n_labels
+            label_dtype = y_array.dtype if label_dtype is None else label_dtype
+            self._y_dtype = label_dtype if label_dtype.kind in "biuf" else np.dtype(float)
+        else:
+            if self.target_type_ != "multilabel-indicator":
+                raise ValueError(
+                    f"This {name} was fitted on a 1-D {self.target_type_} target; got a "
+                    f"label matrix of shape {y_array.shape}."
+                )
+            if n_labels != self.n_outputs_:
+                raise ValueError(
+                    f"Y has {n_labels} labels, but this {name} was fitted with "
+                    f"{self.n_outputs_} labels {list(self.classes_)}."
+                )
+            if (
+                names is not None
+                and self.classes_.dtype == object
+                and list(names) != list(self.classes_)
+            ):
+                raise ValueError(
+                    f"Y's columns {list(names)} differ from the fitted labels "
+                    f"{list(self.classes_)}."
+                )
+        return Y.astype(np.float32)
+
+    def _encode_1d(self, y, *, reset: bool, classes=None) -> np.ndarray:
+        if y.dtype.kind in "fc":
+            assert_all_finite(y, input_name="y")
+        check_classification_targets(y)
+        if reset:
+            binarizer = LabelBinarizer().fit(y if classes is None else np.asarray(classes))
+            if len(binarizer.classes_) < 2:
+                raise ValueError(
+                    f"y has 1 class ({binarizer.classes_[0]!r}); a classifier needs at least "
+                    "2 classes."
+                )
+            self._label_binarizer = binarizer
+            self.classes_ = binarizer.classes_
+            self.target_type_ = "binary" if len(binarizer.classes_) == 2 else "multiclass"
+            self.n_outputs_ = 1 if self.target_type_ == "binary" else len(binarizer.classes_)
+        elif self.target_type_ == "multilabel-indicator":
+            raise ValueError(
+                f"This {type(self).__name__} was fitted on a label matrix; got a 1-D target."
+            )
+        unseen = np.setdiff1d(np.unique(y), self.classes_)
+        if unseen.size:
+            raise ValueError(f"y contains labels {unseen[:5]} not seen in fit {self.classes_}.")
+        return self._label_binarizer.transform(y).astype(np.float32)
+
+    def _check_groups(self, groups, n_samples: int):
+        if groups is None:
+            return None
+        groups = np.asarray(groups)
+        if groups.ndim != 1 or len(groups) != n_samples:
+            raise ValueError(
+                f"groups must be 1-D with one entry per sample ({n_samples}), got shape "
+                f"{groups.shape}."
+            )
+        return groups
+
+    def _validate_training_data(self, X, y, groups, *, reset: bool, classes=None):
+        self._check_params()
+        X = self._check_X(X, reset=reset)
+        n_samples = len(X)
+        Y = self._encode_targets(y, reset=reset, classes=classes)
+        if len(Y) != n_samples:
+            raise ValueError(
+                f"X and y have inconsistent numbers of samples: X has {n_samples}, y has {len(Y)}."
+            )
+        groups = self._check_groups(groups, n_samples)
+        self._check_threshold()
+        return X, Y, groups
+
+    def _check_threshold(self) -> np.ndarray:
+        threshold = np.asarray(self.threshold, dtype=np.float64)
+        if threshold.ndim == 1 and getattr(self, "target_type_", None) == "multilabel-indicator":
+            if threshold.shape != (self.n_outputs_,):
+                raise ValueError(
+                    f"threshold must be a scalar or have one value per label "
+                    f"({self.n_outputs_}), got shape {threshold.shape}."
+                )
+        elif threshold.ndim != 0:
+            raise ValueError(
+                f"threshold must be a scalar for a {getattr(self, 'target_type_', '')} target, "
+                f"got shape {threshold.shape}."
+            )
+        if not np.all((threshold > 0) & (threshold < 1)):
+            raise ValueError(f"threshold values must lie in (0, 1), got {self.threshold!r}.")
+        return threshold
+
+    # --- skorch initialisation --------------------------------------------------------
+    @property
+    def _default_callbacks(self):
+        return [
+            ("epoch_timer", EpochTimer()),
+            ("train_loss", PassthroughScoring(name="train_loss", on_train=True)),
+            ("valid_loss", PassthroughScoring(name="valid_loss")),
+            ("train_bce", PassthroughScoring(name="train_bce", on_train=True)),
+            ("train_corr", PassthroughScoring(name="train_corr", on_train=True)),
+            ("valid_bce", PassthroughScoring(name="valid_bce")),
+            ("valid_corr", PassthroughScoring(name="valid_corr")),
+            ("restore_best", RestoreBestWeights(monitor="valid_loss")),
+            ("print_log", PrintLog()),
+        ]
+
+    def initialize_module(self):
+        """Build the network from the parameters and the fitted data shape."""
+        self.module_ = self._build_module()
+        return self
+
+    def initialize_criterion(self):
+        """``CorrBCELoss(rho=self.rho, **criterion__params)``."""
+        self.criterion_ = CorrBCELoss(rho=float(self.rho), **self.get_params_for("criterion"))
+        return self
+
+    def get_all_learnable_params(self):
+        """Trainable (``requires_grad``) parameters only: a frozen trunk is left out."""
+        for name, param in super().get_all_learnable_params():
+            if param.requires_grad:
+                yield name, param
+
+    def _sync_criterion(self) -> None:
+        criterion = getattr(self, "criterion_", None)
+        if criterion is None or criterion.rho != float(self.rho):
+            self._initialize_criterion()
+
+    def _seeds(self) -> tuple[int, int]:
+        rng = check_random_state(self.random_state)
+        init_seed, train_seed = rng.randint(_MAX_SEED, size=2)
+        return int(init_seed), int(train_seed)
+
+    # --- training ---------------------------------------------------------------------
+    def fit(self, X, y, groups=None):
+        """Train a fresh network (unless ``warm_start``) on ``X`` and labels ``y``.
+
+        Parameters
+        ----------
+        X : array-like
+            Input; see the estimator's docstring.
+        y : array-like or DataFrame of shape (n_samples, n_labels), or (n_samples,)
+            Binary label matrix (NaN = unknown label, ignored by the loss); DataFrame
+            columns become ``classes_``. A 1-D binary or multiclass target is
+            binarised internally.
+        groups : array-like of shape (n_samples,), optional
+            Group (subject) IDs for the internal validation split: no group ends up in
+            both parts. Not passed to the module.
+
+        Returns
+        -------
+        self
+        """
+        continuing = self.warm_start and self.__sklearn_is_fitted__()
+        X, Y, groups = self._validate_training_data(X, y, groups, reset=not continuing)
+        init_seed, train_seed = self._seeds()
+        if not continuing:
+            with _torch_seed(init_seed, self.device):
+                self.initialize()
+        return self._train(X, Y, groups, train_seed)
+
+    def partial_fit(self, X, y, classes=None, groups=None):
+        """Continue training the current network for ``max_epochs`` epochs.
+
+        The module and the optimizer state are kept; the criterion uses the current
+        ``rho`` (so ``set_params(rho=0.45)`` followed by ``partial_fit`` calibrates with
+        the new weight, as in the paper's calibration on one expression). On an
+        unfitted estimator this is ``fit``.
+
+        Parameters
+        ----------
+        X, y, groups
+            As in :meth:`fit`.
+        classes : array-like, optional
+            All classes of a 1-D target, for the first call (sklearn convention).
+
+        Returns
+        -------
+        self
+        """
+        fitted = self.__sklearn_is_fitted__()
+        X, Y, groups = self._validate_training_data(
+            X, y, groups, reset=not fitted, classes=classes
+        )
+        init_seed, train_seed = self._seeds()
+        if not fitted:
+            with _torch_seed(init_seed, self.device):
+                self.initialize()
+        else:
+            train_seed = (train_seed + 7919 * len(self.history_)) % _MAX_SEED
+        return self._train(X, Y, groups, train_seed)
+
+    def _train(self, X, Y, groups, seed: int):
+        self.check_training_readiness()
+        self._sync_criterion()
+        with _torch_seed(seed, self.device):
+            self.notify("on_train_begin", X=X, y=Y)
+            # skorch's EarlyStopping (and Ctrl+C) stop training with KeyboardInterrupt.
+            with suppress(KeyboardInterrupt):
+                self.fit_loop(X, Y, groups=groups)
+            self.notify("on_train_end", X=X, y=Y)
+        return self
+
+    def fit_loop(self, X, y=None, epochs=None, *, groups=None):
+        """Run ``epochs`` (default ``max_epochs``) epochs of training and validation.
+
+        Parameters
+        ----------
+        X, y
+            Validated input and encoded (n_samples, U) float labels.
+        epochs : int, optional
+        groups : array-like, optional
+            Passed to the validation split.
+
+        Returns
+        -------
+        self
+        """
+        self.check_training_readiness()
+        epochs = self.max_epochs if epochs is None else epochs
+        dataset_train, dataset_valid = self.get_split_datasets(X, y, groups=groups)
+        on_epoch_kwargs = {"dataset_train": dataset_train, "dataset_valid": dataset_valid}
+        iterator_train = self.get_iterator(dataset_train, training=True)
+        iterator_valid = None
+        if dataset_valid is not None and len(dataset_valid):
+            iterator_valid = self.get_iterator(dataset_valid, training=False)
+        for _ in range(epochs):
+            self.notify("on_epoch_begin", **on_epoch_kwargs)
+            self.run_single_epoch(
+                iterator_train, training=True, prefix="train", step_fn=self.train_step
+            )
+            self.run_single_epoch(
+                iterator_valid, training=False, prefix="valid", step_fn=self.validation_step
+            )
+            self.notify("on_epoch_end", **on_epoch_kwargs)
+        return self
+
+    def get_split_datasets(self, X, y=None, groups=None):
+        """Training and validation datasets; ``groups`` reaches the split only.
+
+        ``train_split``: a float uses :class:`GroupValidSplit` (seeded from
+        ``random_state``); None trains on everything (no model selection); any other
+        callable follows skorch's convention ``split(dataset, y, groups=...)``.
+        """
+        dataset = self.get_dataset(X, y)
+        split = self.train_split
+        if split is None:
+            return self._training_dataset(dataset), None
+        if isinstance(split, Real) and not isinstance(split, bool):
+            seed = int(torch.randint(_MAX_SEED, (1,)).item())  # from the seeded fork
+            split = GroupValidSplit(float(split), random_state=seed)
+        kwargs = {} if groups is None else {"groups": groups}
+        dataset_train, dataset_valid = split(dataset, y, **kwargs)
+        return self._training_dataset(dataset_train), dataset_valid
+
+    def get_iterator(self, dataset, training=False):
+        """A DataLoader; training batches are shuffled unless ``iterator_train__shuffle``."""
+        prefix = "iterator_train" if training else "iterator_valid"
+        kwargs = self.get_params_for(prefix)
+        kwargs.setdefault("batch_size", self.batch_size)
+        if kwargs["batch_size"] == -1:  # skorch's "whole data set" (iterator_*__batch_size)
+            kwargs["batch_size"] = max(len(dataset), 1)
+        if training:
+            kwargs.setdefault("shuffle", True)
+        iterator = self.iterator_train if training else self.iterator_valid
+        return iterator(dataset, **kwargs)
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        """CorrBCE loss of a batch; records its BCE and CorrLoss parts in the history."""
+        loss = super().get_loss(y_pred, y_true, X=X, training=training)
+        history = self.history_
+        if history and history[-1]["batches"]:
+            prefix = "train" if training else "valid"
+            history.record_batch(f"{prefix}_bce", float(self.criterion_.last_bce))
+            history.record_batch(f"{prefix}_corr", float(self.criterion_.last_corr))
+        return loss
+
+    def on_grad_computed(self, net, named_parameters, batch=None, training=False, **kwargs):
+        """Clip gradients by value (``clip_value``), as in the paper."""
+        if self.clip_value is not None:
+            torch.nn.utils.clip_grad_value_([p for _, p in named_parameters], self.clip_value)
+
+    # --- prediction -------------------------------------------------------------------
+    def _get_predict_nonlinearity(self):
+        return torch.sigmoid
+
+    def _label_probabilities(self, X) -> np.ndarray:
+        check_is_fitted(self)
+        X = self._check_X(X, reset=False)
+        return NeuralNet.predict_proba(self, X)
+
+    def predict_proba(self, X):
+        """Probabilities.
+
+        Parameters
+        ----------
+        X : array-like
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_labels)
+            For a label matrix: the probability of each label (independent sigmoids).
+            For a 1-D target: one column per class, rows summing to 1 (binary:
+            ``[1 - p, p]``; multiclass: the per-class sigmoids normalised).
+        """
+        proba = self._label_probabilities(X)
+        if self.target_type_ == "binary":
+            return np.hstack([1.0 - proba, proba])
+        if self.target_type_ == "multiclass":
+            total = proba.sum(axis=1, keepdims=True)
+            return np.where(total > 0, proba / np.where(total > 0, total, 1), 1 / proba.shape[1])
+        return proba
+
+    def predict(self, X):
+        """Labels: ``predict_proba > threshold`` per label (argmax for multiclass).
+
+        Parameters
+        ----------
+        X : array-like
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_labels) with 0/1, or (n_samples,) class labels
+            for a 1-D target.
+        """
+        proba = self._label_probabilities(X)
+        threshold = self._check_threshold()
+        if self.target_type_ == "binary":
+            return self.classes_[(proba[:, 0] > threshold).astype(int)]
+        if self.target_type_ == "multiclass":
+            return self.classes_[np.argmax(proba, axis=1)]
+        return (proba > threshold).astype(self._y_dtype)
+
+    def score(self, X, y, sample_weight=None):
+        """Macro F1 over labels (the paper's metric; NaN labels are ignored).
+
+        For a 1-D target: :func:`sklearn.metrics.f1_score` with ``average="macro"``.
+
+        Returns
+        -------
+        float
+        """
+        prediction = self.predict(X)
+        if self.target_type_ == "multilabel-indicator":
+            if sample_weight is not None:
+                raise ValueError("sample_weight is not supported for label matrices.")
+            return macro_f1(y, prediction)
+        return float(f1_score(y, prediction, average="macro", sample_weight=sample_weight))
+
+
+_FIT_DOC = """
+    The training follows the paper: Adam (``lr``), gradient clipping by value
+    (``clip_value``), batches of ``batch_size``, the loss
+    :math:`(1 - \\rho)\\,\\mathrm{BCE} + \\rho\\, c / 2`
+    (:class:`~sklearn_corrloss.losses.CorrBCELoss`), and the weights of the epoch with
+    the lowest validation loss restored at the end.
+"""
+
+
+class CorrLossClassifier(MultiLabelNet):
+    __doc__ = (
+        """Multi-label classifier on feature vectors, trained with CorrLoss.
+
+    An MLP (dense ``hidden_units`` + ReLU + dropout + one logit per label) as a skorch
+    net with the scikit-learn API.
+    """
+        + _FIT_DOC
+        + """
+    Parameters
+    ----------
+    rho : float in [0, 1], default=0.0
+        Weight of the correlation term (0: plain BCE).
+    threshold : float in (0, 1) or array-like of shape (n_labels,), default=0.5
+        Decision threshold of ``predict``, one for all labels or one per label.
+    hidden_units : int, default=256
+    dropout : float in [0, 1), default=0.5
+    lr : float, default=1e-4
+    batch_size : int, default=64
+    max_epochs : int, default=100
+    clip_value : float or None, default=1.0
+        Gradients are clipped to ``[-clip_value, clip_value]``; None disables it.
+    optimizer : torch optimizer class, default=torch.optim.Adam
+        Further arguments as ``optimizer__weight_decay=...``.
+    train_split : float in (0, 1), callable or None, default=0.2
+        Internal validation split. A float: :class:`GroupValidSplit` with that
+        fraction (group-aware when ``fit`` gets ``groups``; a plain random split of
+        the samples otherwise). A callable: skorch's convention (for example
+        ``skorch.dataset.ValidSplit(5)`` or ``predefined_split``). None: no
+        validation, and the last epoch's weights are kept.
+    callbacks : list of skorch callbacks, "disable" or None, default=None
+        Added to the defaults (timer, loss parts, :class:`RestoreBestWeights` under the
+        name ``restore_best``, print log); ``callbacks__restore_best=None`` removes one.
+    warm_start : bool, default=False
+        Whether ``fit`` continues from the current network.
+    verbose : int, default=0
+        1 prints a table per epoch.
+    device : str, default="cpu"
+    random_state : int, RandomState instance or None, default=None
+        Seeds weight initialisation, shuffling, dropout and the validation split; the
+        same value gives identical predictions on CPU. Global random states are not
+        touched.
+    **kwargs
+        skorch routing parameters: ``module__*``, ``optimizer__*``, ``criterion__*``
+        (for example ``criterion__mask``), ``iterator_train__*``, ``callbacks__*``.
+
+    Attributes
+    ----------
+    classes_ : ndarray
+        Label names (DataFrame columns) or ``0 .. n_labels - 1``; the classes of a
+        1-D target.
+    n_outputs_ : int
+        Number of network outputs.
+    target_type_ : str
+        ``"multilabel-indicator"``, ``"binary"`` or ``"multiclass"``.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Only for DataFrame input.
+    module_ : MLPHead
+    criterion_ : CorrBCELoss
+    history_ : skorch.history.History
+        Per epoch: ``train_loss``, ``valid_loss``, ``train_bce``, ``train_corr``,
+        ``valid_bce``, ``valid_corr`` (``*_corr`` is ``c`` in [0, 2], before the ``/ 2``).
+
+    See Also
+    --------
+    CorrLossAUClassifier : the same on face images.
+
+    References
+    ----------
+    .. [1] Rieger, Pahl, Finzel, Schmid. "CorrLoss: Integrating Co-Occurrence Domain
+       Knowledge for Affect Recognition." ICPR 2022. arXiv:2210.17233.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(60, 5)).astype(np.float32)
+    >>> Y = np.column_stack([X[:, 0] > 0, X[:, 0] + X[:, 1] > 0, X[:, 2] > 0]).astype(int)
+    >>> clf = CorrLossClassifier(rho=0.3, lr=1e-2, max_epochs=5, hidden_units=16,
+    ...                          random_state=0).fit(X, Y)
+    >>> clf.predict(X[:2]).shape
+    (2, 3)
+    >>> sorted(k for k in clf.history_[-1] if k.endswith(("_bce", "_corr")))
+    ['train_bce', 'train_corr', 'valid_bce', 'valid_corr']
+    """
+    )
+
+    def __init__(
+        self,
+        *,
+        rho=0.0,
+        threshold=0.5,
+        hidden_units=256,
+        dropout=0.5,
+        lr=1e-4,
+        batch_size=64,
+        max_epochs=100,
+        clip_value=1.0,
+        optimizer=torch.optim.Adam,
+        train_split=0.2,
+        callbacks=None,
+        warm_start=False,
+        verbose=0,
+        device="cpu",
+        random_state=None,
+        **kwargs,
+    ):
+        params = dict(locals())
+        for key in ("self", "kwargs", "__class__"):
+            params.pop(key, None)
+        self._store_params(params, kwargs)
+
+    def _check_X(self, X, *, reset: bool):
+        X = validate_data(self, X, reset=reset, dtype=np.float32, ensure_all_finite=True)
+        if not X.flags.writeable:
+            X = X.copy()
+        return X
+
+    def _build_module(self):
+        return MLPHead(
+            self.n_features_in_,
+            self.n_outputs_,
+            hidden_units=self.hidden_units,
+            dropout=self.dropout,
+            **self.get_params_for("module"),
+        )
+
+
+class CorrLossAUClassifier(MultiLabelNet):
+    __doc__ = (
+        """Multi-label Action Unit detector on face images, trained with CorrLoss.
+
+    The paper's model: a torchvision backbone (VGG16 by default) frozen up to a layer
+    (``block5_conv3`` for VGG16), then dense ``hidden_units`` + ReLU + dropout + one
+    logit per AU.
+    """
+        + _FIT_DOC
+        + """
+    Parameters
+    ----------
+    rho : float in [0, 1], default=0.0
+        Weight of the correlation term (0: plain BCE).
+    threshold : float in (0, 1) or array-like of shape (n_labels,), default=0.5
+    backbone : str, default="vgg16"
+        ``"vgg16"``, ``"resnet18"``, ``"resnet50"``, ``"mobilenet_v3_small"``,
+        ``"efficientnet_b0"`` or ``"small_cnn"`` (tiny, for CPU work and tests).
+    weights : None, "imagenet" or path, default="imagenet"
+        ``"imagenet"``: torchvision's weights (downloaded once; offline this fails
+        with a message asking for a local file); a path: a local state dict of the
+        torchvision model (e.g. ``vgg16-397923af.pth``); None: random initialisation.
+    freeze : str, default="paper"
+        ``"paper"`` (VGG16: everything before block5_conv3 frozen; other backbones:
+        all but the last block, see :data:`~sklearn_corrloss.networks.PAPER_FREEZE_POINTS`),
+        ``"none"``, ``"all"`` (only the head trains), or the name of the first
+        trainable layer (``"features.24"``, ``"block5_conv1"``, ``"layer4.0"``, ...).
+    image_size : int, default=224
+        Images are resized to ``image_size x image_size``.
+    augment : bool or callable, default=False
+        Slight augmentation of the training part only
+        (:func:`~sklearn_corrloss.images.default_augmentation`), or your own
+        transform of ``uint8`` (3, H, W) tensors. Never applied at predict time.
+    hidden_units, dropout, lr, batch_size, clip_value, optimizer, train_split, callbacks, \
+warm_start, verbose, device, random_state, **kwargs
+        As in :class:`CorrLossClassifier`; ``max_epochs`` defaults to 20.
+        ``iterator_train__num_workers=4`` (and ``iterator_valid__num_workers``) read
+        images in parallel worker processes.
+
+    Attributes
+    ----------
+    classes_ : ndarray
+        AU names (DataFrame columns) or ``0 .. n_labels - 1``.
+    n_outputs_ : int
+    target_type_ : str
+    module_ : BackboneNet
+        ``normalize``, frozen ``trunk``, trainable ``tail`` and ``head``.
+    criterion_ : CorrBCELoss
+    history_ : skorch.history.History
+        Per epoch: ``train_loss``, ``valid_loss``, ``train_bce``, ``train_corr``,
+        ``valid_bce``, ``valid_corr``.
+
+    Notes
+    -----
+    ``X`` is a ``uint8`` array of RGB images (N, H, W, 3), grayscale images (N, H, W),
+    or a 1-D list/array of image paths. Paths are checked before training (existence
+    and a readable image format) and then read lazily batch by batch, so data sets
+    larger than memory train. Normalisation (ImageNet mean and std, matching
+    torchvision weights) happens inside the network.
+
+    References
+    ----------
+    .. [1] Rieger, Pahl, Finzel, Schmid. "CorrLoss: Integrating Co-Occurrence Domain
+       Knowledge for Affect Recognition." ICPR 2022. arXiv:2210.17233.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> images = rng.integers(0, 256, size=(12, 16, 16, 3), dtype=np.uint8)
+    >>> Y = rng.integers(0, 2, size=(12, 3))
+    >>> clf = CorrLossAUClassifier(backbone="small_cnn", weights=None, image_size=16,
+    ...                            hidden_units=8, max_epochs=2, random_state=0)
+    >>> clf.fit(images, Y).predict_proba(images[:2]).shape
+    (2, 3)
+    """
+    )
+
+    _parameter_constraints: ClassVar[dict] = {
+        **_COMMON_CONSTRAINTS,
+        "backbone": [StrOptions(set(BACKBONES))],
+        "weights": [str, os.PathLike, None],
+        "freeze": [str],
+        "image_size": [Interval(Integral, 8, None, closed="left")],
+        "augment": ["boolean", callable],
+    }
+
+    def __init__(
+        self,
+        *,
+        rho=0.0,
+        threshold=0.5,
+        backbone="vgg16",
+        weights="imagenet",
+        freeze="paper",
+        image_size=224,
+        augment=False,
+        hidden_units=256,
+        dropout=0.5,
+        lr=1e-4,
+        batch_size=64,
+        max_epochs=20,
+        clip_value=1.0,
+        optimizer=torch.optim.Adam,
+        train_split=0.2,
+        callbacks=None,
+        warm_start=False,
+        verbose=0,
+        device="cpu",
+        random_state=None,
+        **kwargs,
+    ):
+        params = dict(locals())
+        for key in ("self", "kwargs", "__class__"):
+            params.pop(key, None)
+        self._store_params(params, kwargs)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.input_tags.three_d_array = True
+        tags.input_tags.string = True
+        return tags
+
+    def _check_X(self, X, *, reset: bool):
+        X, _ = check_image_input(X, check_files=True)
+        return X
+
+    def _build_module(self):
+        return BackboneNet(
+            backbone=self.backbone,
+            n_outputs=self.n_outputs_,
+            weights=self.weights,
+            freeze=self.freeze,
+            hidden_units=self.hidden_units,
+            dropout=self.dropout,
+            **self.get_params_for("module"),
+        )
+
+    def get_dataset(self, X, y=None):
+        """An :class:`~sklearn_corrloss.images.ImageDataset` (lazy for paths)."""
+        if isinstance(X, torch.utils.data.Dataset):
+            return X
+        return ImageDataset(X, y, image_size=self.image_size)
+
+    def _training_dataset(self, dataset):
+        if self.augment is False or self.augment is None:
+            return dataset
+        transform = default_augmentation() if self.augment is True else self.augment
+        return TransformedDataset(dataset, copy.deepcopy(transform))

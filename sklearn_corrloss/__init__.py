@@ -6,6 +6,7 @@ Knowledge for Affect Recognition" (ICPR 2022, arXiv:2210.17233).
 
 from .balancing import MultiLabelBalancer
 from .classifier import CorrLossAUClassifier, CorrLossClassifier, GroupValidSplit
+from .datasets import make_au_faces
 from .faces import FaceCropTransformer, NoFaceError
 from .imbalance import imbalance_measures, irlbl, scumble
 from .losses import CorrBCELoss, CorrLoss, corr_loss, pearson_corr_matrix
@@ -38,6 +39,7 @@ __all__ = [
     "label_correlation",
     "macro_f1",
     "macro_f1_scorer",
+    "make_au_faces",
     "pearson_corr_matrix",
     "scumble",
     "select_correlated_labels",

@@ -8,12 +8,16 @@ from .ckplus import CKPLUS_EMOTIONS, load_ckplus
 from .disfa import DISFA_AUS, extract_disfa_frames, load_disfa
 from .frames import extract_frames
 from .manifest import LOADERS, load_dataset, load_manifest, write_manifest
+from .synthetic import ALL_AUS, DEFAULT_AUS, DOMAINS, make_au_faces, make_au_labels
 
 __all__ = [
     "AFFWILD2_AUS",
+    "ALL_AUS",
     "BP4D_TASKS",
     "CKPLUS_EMOTIONS",
+    "DEFAULT_AUS",
     "DISFA_AUS",
+    "DOMAINS",
     "LOADERS",
     "AUDataset",
     "DatasetLayoutError",
@@ -26,6 +30,8 @@ __all__ = [
     "load_dataset",
     "load_disfa",
     "load_manifest",
+    "make_au_faces",
+    "make_au_labels",
     "normalize_au_name",
     "shared_aus",
     "write_manifest",

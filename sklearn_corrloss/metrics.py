@@ -35,7 +35,7 @@ def label_names(Y, n_labels: int | None = None) -> list[str]:
 
 
 def _as_label_matrix(Y, name: str) -> np.ndarray:
-    array = np.asarray(Y, dtype=np.float64)
+    array = np.array(Y, dtype=np.float64)  # a copy: pandas 3 may hand out read-only views
     if array.ndim != 2:
         raise ValueError(f"{name} must be a 2-D (n_samples, n_labels) matrix, got {array.shape}.")
     if np.isinf(array).any():

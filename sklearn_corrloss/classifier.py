@@ -15,6 +15,8 @@ import functools
 import inspect
 import math
 import os
+import warnings
+from collections.abc import Mapping
 from contextlib import contextmanager, suppress
 from numbers import Integral, Real
 from types import MappingProxyType
@@ -35,8 +37,19 @@ from sklearn.utils.validation import assert_all_finite, check_is_fitted, validat
 from skorch import NeuralNet
 from skorch.callbacks import Callback, EpochTimer, PassthroughScoring, PrintLog
 from skorch.dataset import Dataset as SkorchDataset
+from skorch.dataset import unpack_data
+from skorch.utils import TeeGenerator
 from torch.utils.data import DataLoader, Subset
 
+from .feature_cache import (
+    CACHE_DTYPES,
+    FEATURE_CACHE,
+    CachedFeatures,
+    FeatureCacheFull,
+    fill,
+    image_keys,
+    trunk_key,
+)
 from .images import ImageDataset, TransformedDataset, check_image_input, default_augmentation
 from .losses import CorrBCELoss
 from .metrics import macro_f1
@@ -51,6 +64,29 @@ __all__ = [
 ]
 
 _MAX_SEED = np.iinfo(np.int32).max
+#: DataLoader arguments the feature-cache fill takes over from ``iterator_valid__*``.
+_LOADER_WORKER_KWARGS = frozenset(
+    {
+        "num_workers",
+        "pin_memory",
+        "pin_memory_device",
+        "prefetch_factor",
+        "multiprocessing_context",
+        "worker_init_fn",
+        "timeout",
+    }
+)
+#: DataLoader arguments that only make sense with worker processes.
+_WORKER_ONLY_KWARGS = frozenset(
+    {
+        "num_workers",
+        "prefetch_factor",
+        "persistent_workers",
+        "multiprocessing_context",
+        "worker_init_fn",
+        "timeout",
+    }
+)
 
 
 class GroupValidSplit:
@@ -645,8 +681,13 @@ class MultiLabelNet(ClassifierMixin, NeuralNet):
             kwargs["batch_size"] = max(len(dataset), 1)
         if training:
             kwargs.setdefault("shuffle", True)
+        kwargs = self._iterator_kwargs(dataset, kwargs)
         iterator = self.iterator_train if training else self.iterator_valid
         return iterator(dataset, **kwargs)
+
+    def _iterator_kwargs(self, dataset, kwargs: dict) -> dict:
+        """Adjust the DataLoader arguments for ``dataset`` (hook for subclasses)."""
+        return kwargs
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
         """CorrBCE loss of a batch; records its BCE and CorrLoss parts in the history."""
@@ -902,11 +943,34 @@ class CorrLossAUClassifier(MultiLabelNet):
         Slight augmentation of the training part only
         (:func:`~sklearn_corrloss.images.default_augmentation`), or your own
         transform of ``uint8`` (3, H, W) tensors. Never applied at predict time.
+    feature_cache : {"auto", True, False}, default="auto"
+        Reuse the frozen trunk's output (:mod:`~sklearn_corrloss.feature_cache`): each
+        image goes through the trunk once and training runs only the trainable tail and
+        the head, in every epoch, fold and clone (``GridSearchCV`` over ``rho``).
+        ``"auto"`` uses it where it gives the same results as without: the trunk is
+        frozen and not empty, and for training ``augment`` is off; otherwise it trains
+        as usual. With ``"auto"``, ``predict`` reads stored features when every image
+        has them (test folds, training images) and otherwise streams the images without
+        storing anything. ``True`` also stores the features of predicted images and
+        refuses (ValueError) where the cache is not valid. ``False`` never uses it.
+    cache_dir : str or path, default=None
+        None keeps the features in memory (within ``FEATURE_CACHE.max_memory``; beyond
+        it ``"auto"`` warns and trains without the cache). A folder keeps them on disk
+        as ``.npy`` files, reused by other processes and later runs.
+    cache_dtype : {"float32", "float16"}, default="float32"
+        Storage type of the cached features; ``"float16"`` halves memory and disk at
+        the cost of a rounding error (results then differ slightly from uncached ones).
+    precision : {"fp32", "bf16", "fp16"}, default="fp32"
+        Mixed precision: the network runs under :func:`torch.autocast` with bfloat16 or
+        float16 (float16 training uses a gradient scaler); the loss is always computed
+        in float32. Meant for GPUs; on a CPU it works but is rarely faster.
     hidden_units, dropout, lr, batch_size, clip_value, optimizer, train_split, callbacks, \
 warm_start, verbose, device, random_state, **kwargs
         As in :class:`CorrLossClassifier`; ``max_epochs`` defaults to 20.
         ``iterator_train__num_workers=4`` (and ``iterator_valid__num_workers``) read
-        images in parallel worker processes.
+        images in parallel worker processes. With ``device="cuda"`` the network and the
+        image batches use the channels-last memory format, batches are loaded into
+        pinned memory and copied to the GPU without blocking.
 
     Attributes
     ----------
@@ -920,6 +984,10 @@ warm_start, verbose, device, random_state, **kwargs
     history_ : skorch.history.History
         Per epoch: ``train_loss``, ``valid_loss``, ``train_bce``, ``train_corr``,
         ``valid_bce``, ``valid_corr``.
+    cache_info_ : dict
+        The feature cache in the last ``fit``/``partial_fit``: ``used`` (bool), and
+        either ``reason`` (why not) or ``location`` (``"memory"`` or the folder),
+        ``n_images``, ``computed`` (images pushed through the trunk) and ``reused``.
 
     Notes
     -----
@@ -954,6 +1022,10 @@ warm_start, verbose, device, random_state, **kwargs
         "freeze": [str],
         "image_size": [Interval(Integral, 8, None, closed="left")],
         "augment": ["boolean", callable],
+        "feature_cache": [StrOptions({"auto"}), "boolean"],
+        "cache_dir": [str, os.PathLike, None],
+        "cache_dtype": [StrOptions(set(CACHE_DTYPES))],
+        "precision": [StrOptions({"fp32", "bf16", "fp16"})],
     }
 
     def __init__(
@@ -966,6 +1038,10 @@ warm_start, verbose, device, random_state, **kwargs
         freeze="paper",
         image_size=224,
         augment=False,
+        feature_cache="auto",
+        cache_dir=None,
+        cache_dtype="float32",
+        precision="fp32",
         hidden_units=256,
         dropout=0.5,
         lr=1e-4,
@@ -997,6 +1073,16 @@ warm_start, verbose, device, random_state, **kwargs
         X, _ = check_image_input(X, check_files=True)
         return X
 
+    def _check_params(self) -> None:
+        super()._check_params()
+        if self.feature_cache is True and self.augment not in (False, None):
+            raise ValueError(
+                "feature_cache=True cannot be combined with augment: augmentation changes "
+                "the trunk's input in every epoch, so cached features would change the "
+                "results. Use feature_cache='auto' (trains without the cache) or False, or "
+                "write a fixed set of augmented images and train on those."
+            )
+
     def _build_module(self):
         return BackboneNet(
             backbone=self.backbone,
@@ -1009,10 +1095,188 @@ warm_start, verbose, device, random_state, **kwargs
         )
 
     def get_dataset(self, X, y=None):
-        """An :class:`~sklearn_corrloss.images.ImageDataset` (lazy for paths)."""
+        """The images as a dataset, or their cached trunk features.
+
+        An :class:`~sklearn_corrloss.images.ImageDataset` (lazy for paths), or, where
+        the feature cache is valid (see ``feature_cache``), a
+        :class:`~sklearn_corrloss.feature_cache.CachedFeatures` over the stored trunk
+        output, computed here for images not stored yet. ``y`` given means training.
+        """
         if isinstance(X, torch.utils.data.Dataset):
             return X
-        return ImageDataset(X, y, image_size=self.image_size)
+        images = ImageDataset(X, y, image_size=self.image_size)
+        training = y is not None
+        reason = self._cache_refusal(training)
+        dataset = None
+        if reason is None:
+            dataset, info = self._cached_features(images, y, training=training)
+        else:
+            if self.feature_cache is True:
+                raise ValueError(f"feature_cache=True, but the cache is not valid: {reason}.")
+            info = {"used": False, "reason": reason}
+        if training:
+            self.cache_info_ = info
+        return images if dataset is None else dataset
+
+    # --- frozen-trunk feature cache ---------------------------------------------------
+    def _cache_refusal(self, training: bool) -> str | None:
+        """Why the feature cache cannot be used (None: it can)."""
+        if self.feature_cache is False:
+            return "feature_cache=False"
+        module = getattr(self, "module_", None)
+        if not isinstance(module, BackboneNet) or not module.trunk_frozen:
+            return f"freeze={self.freeze!r} leaves no frozen trunk"
+        if any(p.requires_grad for p in module.trunk.parameters()):
+            return "the trunk has trainable parameters"
+        if training and self.augment not in (False, None):
+            return "augmentation changes the trunk's input in every epoch"
+        return None
+
+    def _cached_features(self, images: ImageDataset, y, *, training: bool):
+        key, description = trunk_key(
+            self.module_,
+            backbone=self.backbone,
+            image_size=self.image_size,
+            precision=self.precision,
+            dtype=self.cache_dtype,
+        )
+        keys = image_keys(images.X)
+        if not training and self.feature_cache == "auto":
+            # Prediction reads stored features (a test fold of a search, training images)
+            # but does not store new ones: inference on new images streams as usual.
+            store = FEATURE_CACHE.store(key, description, self.cache_dir, create=False)
+            if store is not None and hasattr(store, "refresh"):
+                store.refresh()
+            if store is None or any(loc is None for loc in store.locate(keys)):
+                return None, {"used": False, "reason": "not every image has stored features"}
+            return CachedFeatures(store, keys, y), {"used": True, "location": store.location}
+        store = FEATURE_CACHE.store(key, description, self.cache_dir)
+        params = self.get_params_for("iterator_valid")
+        loader_kwargs = {k: v for k, v in params.items() if k in _LOADER_WORKER_KWARGS}
+        if self._on_cuda():
+            loader_kwargs.setdefault("pin_memory", True)
+        try:
+            computed = fill(
+                store,
+                self.module_,
+                images,
+                keys,
+                batch_size=params.get("batch_size", self.batch_size),
+                device=self.device if self.device is not None else "cpu",
+                autocast_dtype=self._autocast_dtype(),
+                channels_last=self._on_cuda(),
+                loader_kwargs=loader_kwargs,
+                progress=bool(self.verbose),
+            )
+        except FeatureCacheFull as error:
+            if self.feature_cache is True:
+                raise ValueError(
+                    f"feature_cache=True, but {error}. Pass cache_dir=... to keep the "
+                    "features on disk, raise FEATURE_CACHE.max_memory, or use "
+                    "cache_dtype='float16'."
+                ) from error
+            warnings.warn(
+                f"{error}; running without the feature cache. Pass cache_dir=... to keep "
+                "the features on disk.",
+                stacklevel=4,
+            )
+            return None, {"used": False, "reason": str(error)}
+        info = {
+            "used": True,
+            "location": store.location,
+            "n_images": len(keys),
+            "computed": computed,
+            "reused": len(keys) - computed,
+        }
+        if self.verbose:
+            print(
+                f"Trunk feature cache ({store.location}): {len(keys)} images, {computed} "
+                f"computed, {len(keys) - computed} reused; training and prediction run only "
+                f"the layers after {description['trunk'][-1]} of {self.backbone}."
+            )
+        return CachedFeatures(store, keys, y), info
+
+    def _iterator_kwargs(self, dataset, kwargs: dict) -> dict:
+        inner = dataset
+        while isinstance(inner, Subset):
+            inner = inner.dataset
+        if isinstance(inner, CachedFeatures):
+            # Stored features need no decoding workers (and would be copied into them).
+            kwargs = {k: v for k, v in kwargs.items() if k not in _WORKER_ONLY_KWARGS}
+        if self._on_cuda():
+            kwargs.setdefault("pin_memory", True)
+        return kwargs
+
+    # --- devices and precision --------------------------------------------------------
+    def _on_cuda(self) -> bool:
+        return self.device is not None and torch.device(self.device).type == "cuda"
+
+    def _autocast_dtype(self):
+        return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[self.precision]
+
+    def _to_device(self, x):
+        """Non-blocking copy to the device; image batches in channels-last on CUDA."""
+        if self.device is None:
+            return x
+        if isinstance(x, Mapping):
+            return {k: self._to_device(v) for k, v in x.items()}
+        if isinstance(x, torch.Tensor):
+            x = x.to(self.device, non_blocking=True)
+            if x.ndim == 4 and self._on_cuda():
+                x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def initialize_module(self):
+        """Build the network; channels-last memory format on CUDA."""
+        super().initialize_module()
+        if self._on_cuda():
+            self.module_ = self.module_.to(memory_format=torch.channels_last)
+        return self
+
+    def initialize_optimizer(self, *args, **kwargs):
+        """The optimizer, and a fresh gradient scaler for ``precision="fp16"``."""
+        self.grad_scaler_ = None
+        return super().initialize_optimizer(*args, **kwargs)
+
+    def infer(self, x, **fit_params):
+        """Forward pass of a batch (images or cached features) under ``precision``."""
+        x = self._to_device(x)
+        dtype = self._autocast_dtype()
+        device_type = torch.device(self.device).type if self.device is not None else "cpu"
+        with torch.autocast(device_type, dtype=dtype, enabled=dtype is not None):
+            y_pred = super().infer(x, **fit_params)
+        return y_pred.float() if dtype is not None else y_pred  # logits leave in float32
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        """The CorrBCE loss, always in float32 (labels copied without blocking)."""
+        return super().get_loss(y_pred, self._to_device(y_true), X=X, training=training)
+
+    def train_step(self, batch, **fit_params):
+        """One optimisation step; with ``precision="fp16"`` through a gradient scaler."""
+        if self.precision != "fp16":
+            return super().train_step(batch, **fit_params)
+        scaler = getattr(self, "grad_scaler_", None)
+        if scaler is None:
+            device_type = torch.device(self.device).type if self.device is not None else "cpu"
+            scaler = self.grad_scaler_ = torch.amp.GradScaler(device_type)
+        self._zero_grad_optimizer()
+        self._set_training(True)
+        Xi, yi = unpack_data(batch)
+        y_pred = self.infer(Xi, **fit_params)
+        loss = self.get_loss(y_pred, yi, X=Xi, training=True)
+        scaler.scale(loss).backward()
+        for name in self._optimizers:
+            scaler.unscale_(getattr(self, name + "_"))  # clipping sees true gradients
+        self.notify(
+            "on_grad_computed",
+            named_parameters=TeeGenerator(self.get_all_learnable_params()),
+            batch=batch,
+            training=True,
+        )
+        for name in self._optimizers:
+            scaler.step(getattr(self, name + "_"))
+        scaler.update()
+        return {"loss": loss, "y_pred": y_pred}
 
     def _training_dataset(self, dataset):
         if self.augment is False or self.augment is None:

@@ -48,7 +48,7 @@ PAPER_FREEZE_POINTS = {
     "resnet50": "layer4.2",
     "mobilenet_v3_small": "features.12",
     "efficientnet_b0": "features.8",
-    "small_cnn": "block3",
+    "small_cnn": "block4",
 }
 
 
@@ -126,34 +126,42 @@ class ImageNormalize(nn.Module):
 
 
 class SmallCNN(nn.Module):
-    """A tiny convolutional feature extractor for CPU work and tests (64 features).
+    """A small convolutional feature extractor for CPU work and tests (1,024 features).
 
-    Three blocks ``conv 3x3 -> batch norm -> ReLU`` (16, 32, 64 channels; the first two
-    followed by 2x2 max pooling), then global average pooling.
+    Four blocks ``conv 3x3 -> batch norm -> ReLU -> 2x2 max pooling`` (16, 32, 64, 64
+    channels), then adaptive average pooling to a 4x4 grid. The grid keeps *where* a
+    feature is: AUs are local (brows, cheeks, mouth corners), and a global average pool
+    cannot tell a raised brow from a raised lip corner.
 
     Examples
     --------
     >>> SmallCNN()(torch.zeros(2, 3, 32, 32)).shape
-    torch.Size([2, 64])
+    torch.Size([2, 1024])
     """
 
-    out_features = 64
+    out_features = 64 * 4 * 4
 
     def __init__(self):
         super().__init__()
 
-        def block(c_in, c_out, pool):
-            layers = [nn.Conv2d(c_in, c_out, 3, padding=1), nn.BatchNorm2d(c_out), nn.ReLU()]
-            return nn.Sequential(*layers, *([nn.MaxPool2d(2)] if pool else []))
+        def block(c_in, c_out):
+            return nn.Sequential(
+                nn.Conv2d(c_in, c_out, 3, padding=1),
+                nn.BatchNorm2d(c_out),
+                nn.ReLU(),
+                nn.MaxPool2d(2),
+            )
 
-        self.block1 = block(3, 16, True)
-        self.block2 = block(16, 32, True)
-        self.block3 = block(32, 64, False)
-        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.block1 = block(3, 16)
+        self.block2 = block(16, 32)
+        self.block3 = block(32, 64)
+        self.block4 = block(64, 64)
+        self.avgpool = nn.AdaptiveAvgPool2d(4)
         self.flatten = nn.Flatten()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for stage in (self.block1, self.block2, self.block3, self.avgpool, self.flatten):
+        stages = (self.block1, self.block2, self.block3, self.block4, self.avgpool, self.flatten)
+        for stage in stages:
             x = stage(x)
         return x
 
@@ -189,12 +197,30 @@ def _imagenet_state_dict(name: str) -> Mapping:
         ) from error
 
 
+def _random_vgg16() -> nn.Module:
+    """VGG16 with only its convolutional part allocated and initialised.
+
+    The classifier (about 120 million parameters, 90 % of the model) is never used here;
+    building it on the ``meta`` device saves seconds and half a gigabyte per network. The
+    convolutions get torchvision's VGG initialisation (Kaiming normal, fan-out, zero bias).
+    """
+    with torch.device("meta"):
+        model = torchvision.models.get_model("vgg16")
+    model.features.to_empty(device="cpu")
+    for module in model.features.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            nn.init.zeros_(module.bias)
+    return model
+
+
 def _load_backbone(name: str, weights) -> nn.Module:
     if name not in BACKBONES:
         raise ValueError(f"Unknown backbone {name!r}; choose one of {list(BACKBONES)}.")
-    model = SmallCNN() if name == "small_cnn" else torchvision.models.get_model(name)
     if weights is None:
-        return model
+        if name == "vgg16":
+            return _random_vgg16()
+        return SmallCNN() if name == "small_cnn" else torchvision.models.get_model(name)
     if isinstance(weights, str) and weights == "imagenet":
         if name == "small_cnn":
             raise ValueError(
@@ -207,8 +233,17 @@ def _load_backbone(name: str, weights) -> nn.Module:
         raise ValueError(
             f"weights must be None, 'imagenet' or a path to a state-dict file, got {weights!r}."
         )
+    # Built on the meta device (no memory, no random initialisation), then the loaded
+    # tensors are assigned to it: the weights are never allocated twice.
+    with torch.device("meta"):
+        model = SmallCNN() if name == "small_cnn" else torchvision.models.get_model(name)
+    expected = model.state_dict()  # cast (e.g. a float16 file) as load_state_dict would copy
+    state = OrderedDict(
+        (k, v.to(expected[k].dtype) if k in expected and v.dtype != expected[k].dtype else v)
+        for k, v in state.items()
+    )
     try:
-        model.load_state_dict(state)
+        model.load_state_dict(state, assign=True)
     except RuntimeError as error:
         raise ValueError(
             f"The weights in {source} do not fit backbone {name!r}: {error}"
@@ -241,7 +276,7 @@ def backbone_stages(name: str, weights=None) -> tuple[list[tuple[str, nn.Module]
     --------
     >>> stages, n = backbone_stages("small_cnn")
     >>> [s for s, _ in stages], n
-    (['block1', 'block2', 'block3', 'avgpool', 'flatten'], 64)
+    (['block1', 'block2', 'block3', 'block4', 'avgpool', 'flatten'], 1024)
     """
     model = _load_backbone(name, weights)
     if name == "small_cnn":
@@ -319,7 +354,7 @@ class BackboneNet(nn.Module):
     >>> net(torch.zeros(2, 3, 32, 32, dtype=torch.uint8)).shape
     torch.Size([2, 4])
     >>> [name for name, _ in net.trunk.named_children()]
-    ['block1', 'block2']
+    ['block1', 'block2', 'block3']
     """
 
     def __init__(
@@ -365,7 +400,21 @@ class BackboneNet(nn.Module):
         """Trunk output -> logits through the trainable tail and the head."""
         return self.head(self.tail(features))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor | None = None, *, features=None) -> torch.Tensor:
+        """Logits of images ``x``, or of precomputed trunk output ``features``.
+
+        Parameters
+        ----------
+        x : tensor of shape (N, 3, H, W), optional
+            ``uint8`` (or [0, 1] float) RGB images.
+        features : tensor, optional
+            Output of :meth:`forward_trunk` (for example from a
+            :mod:`~sklearn_corrloss.feature_cache`); given instead of ``x``.
+        """
+        if (x is None) == (features is None):
+            raise ValueError("Pass either images x or trunk features, not both or neither.")
+        if features is not None:
+            return self.forward_tail(features)
         if self.trunk_frozen:
             return self.forward_tail(self.forward_trunk(x))
         return self.forward_tail(self.normalize(x))

@@ -9,7 +9,8 @@ Writes benchmarks/results/bench_memory.json.
 a fresh Python process then trains ``CorrLossAUClassifier`` (``weights=None``, the
 backbone's paper freeze point) on the first N paths for ``--epochs`` epochs and predicts
 all N, and reports its peak resident set size (``ru_maxrss``) and its resident size after
-the imports and the network are ready (the baseline). Modes:
+the imports and the network are ready (the baseline; most of it is PyTorch itself).
+Modes:
 
 * ``stream``: ``feature_cache=False``; images are decoded batch by batch.
 * ``disk``: ``feature_cache=True, cache_dir=<fresh folder>``; trunk features are written
@@ -142,9 +143,11 @@ def run_child(mode: str, n: int, image_dir: Path, work: Path, args) -> dict:
     if done.returncode != 0:
         raise RuntimeError(f"{mode} at {n} images failed:\n{done.stderr[-3000:]}")
     row = json.loads(done.stdout.strip().splitlines()[-1])
+    row["growth_bytes"] = row["peak_rss_bytes"] - row["baseline_rss_bytes"]
     print(
         f"{mode:>6} {n:>7} images: peak RSS {row['peak_rss_bytes'] / 2**20:7.1f} MiB "
-        f"(baseline {row['baseline_rss_bytes'] / 2**20:.1f} MiB), {row['seconds']:.1f} s"
+        f"(baseline {row['baseline_rss_bytes'] / 2**20:.1f} MiB, growth "
+        f"{row['growth_bytes'] / 2**20:.1f} MiB), {row['seconds']:.1f} s"
     )
     return row
 
@@ -192,8 +195,13 @@ def main(argv=None):
         ratios[mode] = peaks[sizes[-1]] / peaks[sizes[0]]
         print(f"{mode}: peak RSS at {sizes[-1]} / at {sizes[0]} images = {ratios[mode]:.3f}")
     goal_modes = [m for m in args.modes if m != "memory"]
+    growth = {
+        mode: {r["n_images"]: r["growth_bytes"] for r in rows if r["mode"] == mode}
+        for mode in args.modes
+    }
     result = {
         "rows": rows,
+        "growth_above_baseline_bytes": growth,
         "peak_ratio_largest_to_smallest": ratios,
         "within_1.3": {m: ratios[m] <= 1.3 for m in goal_modes},
     }

@@ -1140,16 +1140,20 @@ warm_start, verbose, device, random_state, **kwargs
             precision=self.precision,
             dtype=self.cache_dtype,
         )
-        keys = image_keys(images.X)
         if not training and self.feature_cache == "auto":
             # Prediction reads stored features (a test fold of a search, training images)
             # but does not store new ones: inference on new images streams as usual.
+            unavailable = {"used": False, "reason": "not every image has stored features"}
             store = FEATURE_CACHE.store(key, description, self.cache_dir, create=False)
-            if store is not None and hasattr(store, "refresh"):
+            if store is None:
+                return None, unavailable
+            if hasattr(store, "refresh"):
                 store.refresh()
-            if store is None or any(loc is None for loc in store.locate(keys)):
-                return None, {"used": False, "reason": "not every image has stored features"}
+            keys = image_keys(images.X)
+            if any(loc is None for loc in store.locate(keys)):
+                return None, unavailable
             return CachedFeatures(store, keys, y), {"used": True, "location": store.location}
+        keys = image_keys(images.X)
         store = FEATURE_CACHE.store(key, description, self.cache_dir)
         params = self.get_params_for("iterator_valid")
         loader_kwargs = {k: v for k, v in params.items() if k in _LOADER_WORKER_KWARGS}

@@ -58,7 +58,6 @@ __all__ = [
 CACHE_DTYPES = ("float32", "float16")
 
 _KEY_CHARS = 32  # hex characters kept of a SHA-256 (128 bits)
-_CHUNK_BYTES = 64 * 2**20  # features are written in parts of at most this size
 
 
 class FeatureCacheFull(MemoryError):
@@ -237,11 +236,37 @@ class _Store:
             return None
         return int(np.prod(self.row_shape)) * self.dtype.itemsize
 
-    def add(self, keys: Sequence[str], features: np.ndarray) -> None:
+    def writer(self, keys: Sequence[str], row_shape: tuple[int, ...]):
+        """A part of ``len(keys)`` rows, written batch by batch, added on ``commit()``."""
         raise NotImplementedError
+
+    def add(self, keys: Sequence[str], features: np.ndarray) -> None:
+        """Store ``features`` (one row per key) as one part."""
+        writer = self.writer(keys, tuple(features.shape[1:]))
+        writer.write(features)
+        writer.commit()
 
     def read(self, location: tuple[int, int]) -> np.ndarray:
         raise NotImplementedError
+
+
+class _MemoryWriter:
+    def __init__(self, store: _MemoryStore, keys, row_shape):
+        self.store, self.keys = store, list(keys)
+        self.array = np.empty((len(self.keys), *row_shape), dtype=store.dtype)
+        self.n = 0
+
+    def write(self, batch: np.ndarray) -> None:
+        self.array[self.n : self.n + len(batch)] = batch
+        self.n += len(batch)
+
+    def commit(self) -> None:
+        if self.n != len(self.keys):
+            raise ValueError(f"Wrote {self.n} rows for {len(self.keys)} keys.")
+        self.store._add_part(self.keys, self.array)
+
+    def abort(self) -> None:
+        self.array = None
 
 
 class _MemoryStore(_Store):
@@ -249,9 +274,11 @@ class _MemoryStore(_Store):
         super().__init__(key, description)
         self.parts: list[np.ndarray] = []
 
-    def add(self, keys, features):
+    def writer(self, keys, row_shape):
+        return _MemoryWriter(self, keys, row_shape)
+
+    def _add_part(self, keys, features: np.ndarray) -> None:
         with self.lock:
-            features = np.ascontiguousarray(features, dtype=self.dtype)
             self.row_shape = tuple(features.shape[1:])
             part = len(self.parts)
             self.parts.append(features)
@@ -341,14 +368,8 @@ class _DiskStore(_Store):
                     self.index.setdefault(str(key), (part, row))
                 self._loaded.add(name)
 
-    def add(self, keys, features):
-        features = np.ascontiguousarray(features, dtype=self.dtype)
-        name = f"part-{uuid.uuid4().hex}"
-        with self.lock:
-            self._atomic_write(self.directory / f"{name}.npy", lambda f: np.save(f, features))
-            keys = np.asarray(keys, dtype=f"<U{_KEY_CHARS}")
-            self._atomic_write(self.directory / f"{name}.keys.npy", lambda f: np.save(f, keys))
-            self.refresh()
+    def writer(self, keys, row_shape):
+        return _DiskWriter(self, keys, row_shape)
 
     def _fd(self, part: int) -> int:
         if self._pid != os.getpid():  # a forked DataLoader worker: its own descriptors
@@ -371,6 +392,44 @@ class _DiskStore(_Store):
         if len(data) != nbytes:
             raise ValueError(f"Feature cache file {self.parts[part][0]} is truncated.")
         return np.frombuffer(data, dtype=self.dtype).reshape(self.row_shape)
+
+
+class _DiskWriter:
+    """Streams rows into a temporary ``.npy`` file (memory: one batch), then publishes it."""
+
+    def __init__(self, store: _DiskStore, keys, row_shape):
+        self.store, self.keys = store, np.asarray(keys, dtype=f"<U{_KEY_CHARS}")
+        self.name = f"part-{uuid.uuid4().hex}"
+        self.path = store.directory / f"{self.name}.npy"
+        self.tmp = store.directory / f".{self.name}.npy.tmp"
+        self.n = 0
+        self.file = open(self.tmp, "wb")  # noqa: SIM115 (closed in commit or abort)
+        header = {
+            "descr": np.lib.format.dtype_to_descr(store.dtype),
+            "fortran_order": False,
+            "shape": (len(self.keys), *row_shape),
+        }
+        np.lib.format.write_array_header_2_0(self.file, header)
+
+    def write(self, batch: np.ndarray) -> None:
+        self.file.write(memoryview(np.ascontiguousarray(batch, dtype=self.store.dtype)))
+        self.n += len(batch)
+
+    def commit(self) -> None:
+        self.file.close()
+        if self.n != len(self.keys):
+            self.abort()
+            raise ValueError(f"Wrote {self.n} rows for {len(self.keys)} keys.")
+        with self.store.lock:
+            os.replace(self.tmp, self.path)
+            keys_path = self.store.directory / f"{self.name}.keys.npy"
+            self.store._atomic_write(keys_path, lambda f: np.save(f, self.keys))
+            self.store.refresh()
+
+    def abort(self) -> None:
+        self.file.close()
+        with contextlib.suppress(OSError):
+            os.unlink(self.tmp)
 
 
 class FeatureCache:
@@ -587,35 +646,35 @@ def fill(
 def _fill_batches(
     store, module, loader, missing_keys, cache, device, autocast_dtype, channels_last, bar
 ) -> None:
-    buffer, buffer_keys, done = [], [], 0
-    with torch.no_grad():
-        for images, _ in loader:
-            images = images.to(device, non_blocking=True)
-            if channels_last and images.ndim == 4:
-                images = images.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(
-                device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None
-            ):
-                features = module.forward_trunk(images)
-            features = features.float().cpu().numpy().astype(store.dtype, copy=False)
-            if not np.isfinite(features).all():
-                raise ValueError(
-                    f"Trunk features overflow {store.dtype} (largest magnitude above its "
-                    "range); use cache_dtype='float32'."
-                )
-            if done == 0 and store.row_nbytes() is None:
-                row_nbytes = features[0].nbytes
-                _reserve(cache, store, row_nbytes * len(missing_keys))
-            buffer.append(features)
-            buffer_keys.extend(missing_keys[done : done + len(features)])
-            done += len(features)
-            if bar is not None:
-                bar.update(len(features))
-            if sum(b.nbytes for b in buffer) >= _CHUNK_BYTES:
-                store.add(buffer_keys, np.concatenate(buffer))
-                buffer, buffer_keys = [], []
-        if buffer:
-            store.add(buffer_keys, np.concatenate(buffer))
+    writer = None
+    try:
+        with torch.no_grad():
+            for images, _ in loader:
+                images = images.to(device, non_blocking=True)
+                if channels_last and images.ndim == 4:
+                    images = images.contiguous(memory_format=torch.channels_last)
+                with torch.autocast(
+                    device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None
+                ):
+                    features = module.forward_trunk(images)
+                features = features.float().cpu().numpy().astype(store.dtype, copy=False)
+                if not np.isfinite(features).all():
+                    raise ValueError(
+                        f"Trunk features overflow {store.dtype} (largest magnitude above its "
+                        "range); use cache_dtype='float32'."
+                    )
+                if writer is None:
+                    _reserve(cache, store, features[0].nbytes * len(missing_keys))
+                    writer = store.writer(missing_keys, tuple(features.shape[1:]))
+                writer.write(features)
+                if bar is not None:
+                    bar.update(len(features))
+        if writer is not None:
+            writer.commit()
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
 
 
 def _reserve(cache: FeatureCache, store: _Store, nbytes: int) -> None:

@@ -169,6 +169,42 @@ def check_api_reference(app) -> None:
                 )
 
 
+def check_examples(app) -> None:
+    """Warn (an error under ``-W``) when a documented class or function has no Examples.
+
+    Constants (tuples, dicts, scorer objects, ...) are documented by a ``#:`` comment and
+    are exempt.
+    """
+    import importlib
+    import inspect
+
+    from sphinx.util import logging
+
+    logger = logging.getLogger(__name__)
+    module = None
+    in_autosummary = False
+    for line in (HERE / "api.rst").read_text(encoding="utf-8").splitlines():
+        current = re.match(r"\.\. currentmodule:: (\S+)", line)
+        if current:
+            module = importlib.import_module(current.group(1))
+        elif line.startswith(".. autosummary::"):
+            in_autosummary = True
+        elif in_autosummary and line.strip() and not line.strip().startswith(":"):
+            if not line.startswith(" "):
+                in_autosummary = False
+                continue
+            obj = getattr(module, line.strip())
+            if not (inspect.isclass(obj) or inspect.isfunction(obj)):
+                continue
+            if not re.search(r"^Examples\n-+$", inspect.getdoc(obj) or "", re.MULTILINE):
+                logger.warning(
+                    f"{module.__name__}.{line.strip()} has no Examples section in its "
+                    "docstring; every public class and function shows one.",
+                    type="corrloss",
+                    subtype="examples",
+                )
+
+
 _FOREIGN_MODULES = ("sklearn.", "skorch.", "torch", "imblearn.")
 
 
@@ -187,4 +223,5 @@ def skip_foreign_members(app, what, name, obj, skip, options):
 
 def setup(app):
     app.connect("builder-inited", check_api_reference)
+    app.connect("builder-inited", check_examples)
     app.connect("autodoc-skip-member", skip_foreign_members)

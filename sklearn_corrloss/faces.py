@@ -36,6 +36,19 @@ class NoFaceError(ValueError):
         Positions of the offending images in ``X``.
     names : list of str
         Their file paths, or ``"X[i]"`` for arrays.
+
+    Examples
+    --------
+    A blank frame has no face; the error names it:
+
+    >>> import numpy as np
+    >>> from sklearn_corrloss import FaceCropTransformer, NoFaceError
+    >>> blank = np.zeros((1, 120, 120, 3), dtype=np.uint8)
+    >>> try:
+    ...     FaceCropTransformer(detector="res10", on_missing="error").fit_transform(blank)
+    ... except NoFaceError as error:
+    ...     print(error.indices, error.names)
+    [0] ['X[0]']
     """
 
     def __init__(self, message: str, indices, names):

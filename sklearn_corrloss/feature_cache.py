@@ -61,7 +61,27 @@ _KEY_CHARS = 32  # hex characters kept of a SHA-256 (128 bits)
 
 
 class FeatureCacheFull(MemoryError):
-    """The features do not fit the in-memory budget or the free disk space."""
+    """The features do not fit the in-memory budget or the free disk space.
+
+    The estimators catch it and train without the cache (``feature_cache="auto"``) or
+    re-raise it with advice (``feature_cache=True``).
+
+    Examples
+    --------
+    >>> from torch.utils.data import TensorDataset
+    >>> from sklearn_corrloss.networks import BackboneNet
+    >>> net = BackboneNet(backbone="small_cnn", n_outputs=2).eval()
+    >>> dataset = TensorDataset(torch.zeros(2, 3, 32, 32), torch.zeros(2, 2))
+    >>> cache = FeatureCache(max_memory=1)  # one byte: nothing fits
+    >>> store = cache.store("k", {"dtype": "float32"})
+    >>> try:
+    ...     fill(store, net, dataset, np.array(["a", "b"]), batch_size=2, cache=cache)
+    ... except FeatureCacheFull as error:
+    ...     print("full:", "budget" in str(error))
+    full: True
+    >>> len(store)
+    0
+    """
 
 
 def _default_max_memory() -> int:
@@ -598,6 +618,21 @@ def fill(
     FeatureCacheFull
         The new features exceed the in-memory budget (``cache.max_memory``) or the free
         disk space. It is raised after at most one batch; nothing is stored then.
+
+    Examples
+    --------
+    >>> from torch.utils.data import TensorDataset
+    >>> from sklearn_corrloss.networks import BackboneNet
+    >>> _ = torch.manual_seed(0)
+    >>> net = BackboneNet(backbone="small_cnn", n_outputs=2).eval()
+    >>> images = torch.randint(0, 255, (3, 3, 32, 32), dtype=torch.uint8)
+    >>> dataset = TensorDataset(images, torch.zeros(3, 2))
+    >>> cache = FeatureCache()
+    >>> store = cache.store("small_cnn-32", {"dtype": "float32"})
+    >>> fill(store, net, dataset, np.array(["a", "b", "a"]), batch_size=2, cache=cache)
+    2
+    >>> fill(store, net, dataset, np.array(["a", "b", "a"]), batch_size=2, cache=cache)
+    0
     """
     cache = FEATURE_CACHE if cache is None else cache
     with store.lock:

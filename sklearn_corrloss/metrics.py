@@ -175,9 +175,20 @@ def macro_f1(Y_true, Y_pred) -> float:
     --------
     >>> macro_f1([[1, 0], [1, 1], [0, 1]], [[1, 0], [0, 1], [0, 1]])
     0.8333333333333333
+
+    As a scorer for model selection, ``macro_f1_scorer`` calls the estimator's ``predict``:
+
+    >>> from sklearn.multioutput import MultiOutputClassifier
+    >>> from sklearn.dummy import DummyClassifier
+    >>> Y = [[1, 0], [1, 1], [0, 1], [1, 1]]
+    >>> model = MultiOutputClassifier(DummyClassifier(strategy="most_frequent")).fit(Y, Y)
+    >>> macro_f1_scorer(model, Y, Y)
+    0.8571428571428571
     """
     return float(au_f1_report(Y_true, Y_pred).loc["macro", "f1"])
 
 
-#: Scorer for ``GridSearchCV(scoring=macro_f1_scorer)``, calling ``predict``.
+#: Scorer for ``GridSearchCV(scoring=macro_f1_scorer)``, calling ``predict``; for example
+#: ``GridSearchCV(CorrLossClassifier(), {"rho": [0, 0.5]}, scoring=macro_f1_scorer)``
+#: (:func:`macro_f1` shows it at work).
 macro_f1_scorer = make_scorer(macro_f1)

@@ -112,6 +112,16 @@ class DemoSettings:
         Held-out tasks of the calibration (None: all eight).
     calibration_epochs : int
         Fine-tuning epochs (the paper: 10).
+
+    Examples
+    --------
+    Start from the quick settings and change a few (the class is a frozen dataclass):
+
+    >>> import dataclasses
+    >>> from sklearn_corrloss.report import QUICK
+    >>> settings = dataclasses.replace(QUICK, rhos=(0.0, 0.3), max_epochs=5)
+    >>> settings.rhos, settings.folds == QUICK.folds
+    ((0.0, 0.3), True)
     """
 
     n_subjects: int = 30
@@ -363,6 +373,23 @@ def run_demo(
         ``summary`` (the table printed and at the top of the report), ``search``,
         ``within``, ``cross``, ``calibration`` (the experiment results), ``best_rho``,
         ``rho`` (the rho > 0 compared with 0), ``files`` (paths written) and ``seconds``.
+
+    Examples
+    --------
+    A tiny run (seconds; ``corrloss demo --quick`` runs :data:`QUICK`):
+
+    >>> import tempfile
+    >>> from sklearn_corrloss.report import DemoSettings, run_demo
+    >>> tiny = DemoSettings(n_subjects=4, n_frames=16, reference_subjects=2, image_size=64,
+    ...                     crop_size=32, hidden_units=16, max_epochs=2, rhos=(0.0, 0.5),
+    ...                     folds=2, cross_folds=2, calibration_tasks=("T1",))
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     result = run_demo(folder, settings=tiny, n_jobs=1, progress=False, echo=None)
+    ...     written = sorted(path.name for path in result.files.values())
+    >>> result.best_rho in tiny.rhos, "report.md" in written
+    (True, True)
+    >>> result.summary.columns[0]
+    'experiment'
     """
     settings = settings or (QUICK if quick else FULL)
     echo = echo or (lambda message: None)
@@ -644,8 +671,28 @@ def write_report(result: Bunch, output) -> dict[str, Path]:
     -------
     dict of str to Path
         Every file written.
+
+    Examples
+    --------
+    Write a run's report again, elsewhere (here a tiny run, see :func:`run_demo`):
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from sklearn_corrloss.report import DemoSettings, run_demo, write_report
+    >>> tiny = DemoSettings(n_subjects=4, n_frames=16, reference_subjects=2, image_size=64,
+    ...                     crop_size=32, hidden_units=16, max_epochs=2, rhos=(0.0, 0.5),
+    ...                     folds=2, cross_folds=2, calibration_tasks=("T1",))
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     result = run_demo(Path(folder) / "run", settings=tiny, n_jobs=1, progress=False,
+    ...                       echo=None)
+    ...     files = write_report(result, Path(folder) / "copy")
+    ...     report = files["report"].read_text()
+    >>> report.splitlines()[0]
+    '# CorrLoss demo report'
     """
     output = Path(output)
+    (output / "tables").mkdir(parents=True, exist_ok=True)
+    (output / "figures").mkdir(parents=True, exist_ok=True)
     files = _tables(result, output / "tables")
     files.update(_figures(result, output / "figures"))
     settings = {

@@ -27,7 +27,21 @@ _MISSING_TEXT = frozenset({"", "nan", "na", "n/a", "none", "null"})
 
 
 class DatasetLayoutError(FileNotFoundError):
-    """A data set root does not have the expected files; the message says what was found."""
+    """A data set root does not have the expected files; the message says what was found.
+
+    It is a :class:`FileNotFoundError`, so ``except OSError`` catches it too.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from sklearn_corrloss.datasets import DatasetLayoutError, load_bp4d
+    >>> with tempfile.TemporaryDirectory() as empty:
+    ...     try:
+    ...         load_bp4d(empty)
+    ...     except DatasetLayoutError:
+    ...         print("not a BP4D folder")
+    not a BP4D folder
+    """
 
 
 def _str_array(values, what: str, n: int | None = None) -> np.ndarray:

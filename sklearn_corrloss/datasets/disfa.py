@@ -216,6 +216,26 @@ def extract_disfa_frames(
     -------
     dict
         Subject -> number of frame files.
+
+    Examples
+    --------
+    A stand-in DISFA folder with one three-frame video:
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import cv2, numpy as np
+    >>> root = Path(tempfile.mkdtemp()) / "DISFA"
+    >>> (root / "Videos_LeftCamera").mkdir(parents=True)
+    >>> video = root / "Videos_LeftCamera" / "LeftVideoSN001_comp.avi"
+    >>> writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 5, (16, 16))
+    >>> for value in (10, 120, 240):
+    ...     writer.write(np.full((16, 16, 3), value, np.uint8))
+    >>> writer.release()
+    >>> extract_disfa_frames(root)
+    {'SN001': 3}
+    >>> sorted(p.name for p in (root / "Frames_LeftCamera" / "SN001").glob("*.png"))
+    ['00000.png', '00001.png', '00002.png']
+    >>> import shutil; shutil.rmtree(root.parent)
     """
     root = resolve_root(root, "DISFA")
     videos = find_disfa_videos(root, camera=camera)

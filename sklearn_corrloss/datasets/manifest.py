@@ -204,6 +204,21 @@ def write_manifest(
     -------
     AUDataset
         The loaded data set (e.g. to print ``len`` and ``aus``).
+
+    Examples
+    --------
+    Normalise a hand-written manifest (any loader works the same way):
+
+    >>> import tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (folder / "mine.csv").write_text("path,subject,au1,AU12\\n"
+    ...                                      "a.png,p1,1,0\\nb.png,p2,0,1\\n")
+    >>> dataset = write_manifest("manifest", folder / "mine.csv", folder / "clean.csv")
+    >>> len(dataset), dataset.aus
+    (2, ['AU01', 'AU12'])
+    >>> (folder / "clean.csv").read_text().splitlines()[0]
+    'path,subject,AU01,AU12'
+    >>> import shutil; shutil.rmtree(folder)
     """
     dataset = load_dataset(dataset_name, root, **loader_kwargs)
     dataset.to_manifest(output_csv, relative_to=relative_to)

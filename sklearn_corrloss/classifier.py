@@ -19,6 +19,7 @@ import warnings
 from collections.abc import Mapping
 from contextlib import contextmanager, suppress
 from numbers import Integral, Real
+from pathlib import Path
 from types import MappingProxyType
 from typing import ClassVar
 
@@ -41,6 +42,17 @@ from skorch.dataset import unpack_data
 from skorch.utils import TeeGenerator
 from torch.utils.data import DataLoader, Subset
 
+from .checkpoints import (
+    CheckpointError,
+    EpochCheckpoint,
+    clear_checkpoints,
+    describe_difference,
+    find_checkpoint,
+    read_checkpoint,
+    remove_leftovers,
+    run_fingerprint,
+    set_rng_state,
+)
 from .feature_cache import (
     CACHE_DTYPES,
     FEATURE_CACHE,
@@ -142,7 +154,8 @@ class GroupValidSplit:
             if n_groups < 2:
                 raise ValueError(
                     f"A group-aware validation split needs at least 2 distinct groups, got "
-                    f"{n_groups}; pass more subjects or train_split=None."
+                    f"{n_groups}; pass more subjects or train_split=None (corrloss: "
+                    "--valid-size 0)."
                 )
             splitter = GroupShuffleSplit(
                 n_splits=1, test_size=self.valid_size, random_state=self.random_state
@@ -169,6 +182,23 @@ class RestoreBestWeights(Callback):
     best_epoch_ : int or None
         Epoch (1-based, as in the history) whose weights were kept in the last training call.
     best_score_ : float
+
+    Examples
+    --------
+    Every :class:`CorrLossClassifier` already uses one; a plain skorch net can too:
+
+    >>> import numpy as np, torch
+    >>> from skorch import NeuralNetClassifier
+    >>> from sklearn_corrloss.classifier import RestoreBestWeights
+    >>> X = np.random.RandomState(0).rand(40, 3).astype("float32")
+    >>> y = (X[:, 0] > 0.5).astype("int64")
+    >>> restore = RestoreBestWeights()
+    >>> net = NeuralNetClassifier(
+    ...     torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.Softmax(dim=-1)),
+    ...     max_epochs=3, callbacks=[restore], verbose=0,
+    ... ).fit(X, y)
+    >>> restore.best_epoch_ in (1, 2, 3)
+    True
     """
 
     def __init__(self, monitor: str = "valid_loss", lower_is_better: bool = True):
@@ -204,6 +234,20 @@ class RestoreBestWeights(Callback):
         state["_best_state"] = None
         return state
 
+    def checkpoint_state(self) -> dict:
+        """The best score, epoch and weights so far (for an epoch checkpoint)."""
+        return {
+            "best_score": float(self.best_score_),
+            "best_epoch": self.best_epoch_,
+            "best_state": getattr(self, "_best_state", None),
+        }
+
+    def load_checkpoint_state(self, state: dict) -> None:
+        """Continue from :meth:`checkpoint_state` (a resumed ``fit``)."""
+        self.best_score_ = float(state["best_score"])
+        self.best_epoch_ = state["best_epoch"]
+        self._best_state = state["best_state"]
+
 
 @contextmanager
 def _torch_seed(seed: int, device):
@@ -223,10 +267,35 @@ def _torch_seed(seed: int, device):
 
 @functools.cache
 def _keyword_parameters(cls) -> tuple[str, ...]:
-    """Names of the keyword-only parameters of ``cls.__init__`` (the estimator's params)."""
-    signature = inspect.signature(cls.__init__)
-    return tuple(p.name for p in signature.parameters.values() if p.kind == p.KEYWORD_ONLY)
+    """Names of the keyword-only ``__init__`` parameters of ``cls`` and its bases.
 
+    The bases count too so that a mixin with its own ``__init__`` (for example skorch's
+    ``AccelerateMixin``, which adds ``accelerator``) keeps the estimator's parameters.
+    skorch's ``NeuralNet`` and the classes above it are left out: their parameters are
+    fixed here or repeated by the estimators.
+    """
+    names: dict[str, None] = {}
+    for klass in cls.__mro__:
+        if klass is NeuralNet:
+            break
+        if "__init__" in vars(klass):
+            signature = inspect.signature(klass.__init__)
+            names.update(
+                (p.name, None) for p in signature.parameters.values() if p.kind == p.KEYWORD_ONLY
+            )
+    return tuple(names)
+
+
+#: Fitted attributes that checking training data sets (restored when the check fails).
+_DATA_ATTRIBUTES = (
+    "n_features_in_",
+    "feature_names_in_",
+    "classes_",
+    "n_outputs_",
+    "target_type_",
+    "_y_dtype",
+    "_label_binarizer",
+)
 
 _COMMON_CONSTRAINTS = {
     "rho": [Interval(Real, 0, 1, closed="both")],
@@ -235,7 +304,7 @@ _COMMON_CONSTRAINTS = {
     "dropout": [Interval(Real, 0, 1, closed="left")],
     "lr": [Interval(Real, 0, None, closed="neither")],
     "batch_size": [Interval(Integral, 1, None, closed="left")],
-    "max_epochs": [Interval(Integral, 0, None, closed="left")],
+    "max_epochs": [Interval(Integral, 1, None, closed="left")],
     "clip_value": [Interval(Real, 0, None, closed="neither"), None],
     "optimizer": [callable],
     "train_split": [Interval(Real, 0, 1, closed="neither"), callable, None],
@@ -244,6 +313,8 @@ _COMMON_CONSTRAINTS = {
     "verbose": ["verbose"],
     "device": [str, torch.device, None],
     "random_state": ["random_state"],
+    "checkpoint_dir": [str, os.PathLike, None],
+    "resume": ["boolean"],
 }
 
 
@@ -267,6 +338,17 @@ class MultiLabelNet(ClassifierMixin, NeuralNet):
     * Training shuffles, clips gradients by value, seeds torch from ``random_state``
       inside :func:`torch.random.fork_rng` (no global seeding) and restores the
       weights of the epoch with the lowest ``valid_loss`` (:class:`RestoreBestWeights`).
+
+    Examples
+    --------
+    Both public estimators are ``MultiLabelNet`` subclasses:
+
+    >>> from sklearn_corrloss import CorrLossAUClassifier, CorrLossClassifier
+    >>> from sklearn_corrloss.classifier import MultiLabelNet
+    >>> issubclass(CorrLossClassifier, MultiLabelNet)
+    True
+    >>> issubclass(CorrLossAUClassifier, MultiLabelNet)
+    True
     """
 
     # skorch components that are fixed here rather than constructor parameters.
@@ -376,6 +458,12 @@ class MultiLabelNet(ClassifierMixin, NeuralNet):
         names, label_dtype = None, None
         if isinstance(y, pd.DataFrame):
             names = np.asarray([str(c) for c in y.columns], dtype=object)
+            duplicated = sorted({n for n in names if (names == n).sum() > 1})
+            if duplicated:
+                raise ValueError(
+                    f"Y has duplicate label columns {duplicated}; each label (AU) must be one "
+                    "column."
+                )
             label_dtype = y.to_numpy().dtype  # int/bool columns stay int/bool in predict
             try:
                 y_array = y.to_numpy(dtype=np.float64, na_value=np.nan)
@@ -480,16 +568,26 @@ class MultiLabelNet(ClassifierMixin, NeuralNet):
         return groups
 
     def _validate_training_data(self, X, y, groups, *, reset: bool, classes=None):
-        self._check_params()
-        X = self._check_X(X, reset=reset)
-        n_samples = len(X)
-        Y = self._encode_targets(y, reset=reset, classes=classes)
-        if len(Y) != n_samples:
-            raise ValueError(
-                f"X and y have inconsistent numbers of samples: X has {n_samples}, y has {len(Y)}."
-            )
-        groups = self._check_groups(groups, n_samples)
-        self._check_threshold()
+        # Rejected data leaves a fitted estimator as it was: validate_data resets
+        # n_features_in_ before the labels are checked, so restore what was set.
+        before = {key: vars(self)[key] for key in _DATA_ATTRIBUTES if key in vars(self)}
+        try:
+            self._check_params()
+            X = self._check_X(X, reset=reset)
+            n_samples = len(X)
+            Y = self._encode_targets(y, reset=reset, classes=classes)
+            if len(Y) != n_samples:
+                raise ValueError(
+                    f"X and y have inconsistent numbers of samples: X has {n_samples}, y has "
+                    f"{len(Y)}."
+                )
+            groups = self._check_groups(groups, n_samples)
+            self._check_threshold()
+        except Exception:
+            for key in _DATA_ATTRIBUTES:
+                vars(self).pop(key, None)
+            vars(self).update(before)
+            raise
         return X, Y, groups
 
     def _check_threshold(self) -> np.ndarray:
@@ -521,6 +619,7 @@ class MultiLabelNet(ClassifierMixin, NeuralNet):
             ("valid_bce", PassthroughScoring(name="valid_bce")),
             ("valid_corr", PassthroughScoring(name="valid_corr")),
             ("restore_best", RestoreBestWeights(monitor="valid_loss")),
+            ("checkpoint", EpochCheckpoint()),  # writes only when fit has checkpoint_dir
             ("print_log", PrintLog()),
         ]
 
@@ -573,10 +672,88 @@ class MultiLabelNet(ClassifierMixin, NeuralNet):
         continuing = self.warm_start and self.__sklearn_is_fitted__()
         X, Y, groups = self._validate_training_data(X, y, groups, reset=not continuing)
         init_seed, train_seed = self._seeds()
+        checkpoint = self._start_checkpoints(X, Y, groups, train_seed)
         if not continuing:
             with _torch_seed(init_seed, self.device):
                 self.initialize()
-        return self._train(X, Y, groups, train_seed)
+        if checkpoint is not None:
+            train_seed = checkpoint["train_seed"]  # the split and shuffling continue as they were
+        self.resumed_epoch_ = 0 if checkpoint is None else checkpoint["epoch"]
+        return self._train(X, Y, groups, train_seed, checkpoint=checkpoint)
+
+    def _start_checkpoints(self, X, Y, groups, train_seed: int):
+        """Prepare ``checkpoint_dir`` for this fit; return the checkpoint to resume or None.
+
+        Without ``resume`` the folder's old checkpoints are deleted; with it the latest
+        one is read and must come from a run with the same settings and data.
+        """
+        self._checkpoint_run = None
+        if self.checkpoint_dir is None:
+            if self.resume:
+                raise ValueError(
+                    "resume=True needs checkpoint_dir: the folder of the run to continue."
+                )
+            return None
+        directory = Path(os.fspath(self.checkpoint_dir))
+        if directory.exists() and not directory.is_dir():
+            raise NotADirectoryError(f"checkpoint_dir {directory} is a file, not a folder.")
+        fingerprint = run_fingerprint(self, X, Y, groups)
+        checkpoint = None
+        if self.resume:
+            path = find_checkpoint(directory)
+            if path is not None:
+                checkpoint = read_checkpoint(path)
+                if checkpoint["fingerprint"] != fingerprint:
+                    difference = describe_difference(checkpoint["fingerprint"], fingerprint)
+                    raise CheckpointError(
+                        f"Cannot resume from {path}: it was written by a run with other "
+                        f"settings or data ({difference}). Resume with the same settings and "
+                        "data, or start over (resume=False, or another checkpoint folder)."
+                    )
+                remove_leftovers(directory)
+            elif self.verbose:
+                print(f"No checkpoint in {directory}; training from scratch.")
+        if checkpoint is None:
+            clear_checkpoints(directory)
+        seed = train_seed if checkpoint is None else checkpoint["train_seed"]
+        self._checkpoint_run = {
+            "directory": os.fspath(directory),
+            "train_seed": seed,
+            "fingerprint": fingerprint,
+        }
+        return checkpoint
+
+    def _restore_checkpoint(self, checkpoint: dict) -> int:
+        """Load a checkpoint into the initialised net; return the epochs left to train."""
+        try:
+            self.module_.load_state_dict(checkpoint["params"])
+            self.optimizer_.load_state_dict(checkpoint["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as error:
+            raise CheckpointError(
+                f"Checkpoint {checkpoint['path']} does not fit this network: "
+                f"{str(error).splitlines()[0]}"
+            ) from error
+        self.history_ = checkpoint["history"]
+        state = checkpoint["state"]
+        saved = state.get("callbacks", {})
+        for name, callback in self.callbacks_:
+            if name in saved and hasattr(callback, "load_checkpoint_state"):
+                callback.load_checkpoint_state(saved[name])
+        if state.get("grad_scaler") is not None:
+            device_type = torch.device(self.device).type if self.device is not None else "cpu"
+            self.grad_scaler_ = torch.amp.GradScaler(device_type)
+            self.grad_scaler_.load_state_dict(state["grad_scaler"])
+        self._resume_rng = state["rng"]  # set when the first resumed epoch starts
+        done = checkpoint["epoch"]
+        left = 0 if checkpoint["finished"] else max(self.max_epochs - done, 0)
+        if self.verbose:
+            how = (
+                "it stopped early (early stopping or Ctrl+C); not training further"
+                if checkpoint["finished"]
+                else f"training {left} more epoch(s) up to max_epochs={self.max_epochs}"
+            )
+            print(f"Resuming from {checkpoint['path']} after epoch {done}: {how}.")
+        return left
 
     def partial_fit(self, X, y, classes=None, groups=None):
         """Continue training the current network for ``max_epochs`` epochs.
@@ -601,6 +778,7 @@ class MultiLabelNet(ClassifierMixin, NeuralNet):
         X, Y, groups = self._validate_training_data(
             X, y, groups, reset=not fitted, classes=classes
         )
+        self._checkpoint_run = None  # checkpoints are written (and resumed) by fit only
         init_seed, train_seed = self._seeds()
         if not fitted:
             with _torch_seed(init_seed, self.device):
@@ -609,14 +787,16 @@ class MultiLabelNet(ClassifierMixin, NeuralNet):
             train_seed = (train_seed + 7919 * len(self.history_)) % _MAX_SEED
         return self._train(X, Y, groups, train_seed)
 
-    def _train(self, X, Y, groups, seed: int):
+    def _train(self, X, Y, groups, seed: int, checkpoint=None):
         self.check_training_readiness()
         self._sync_criterion()
         with _torch_seed(seed, self.device):
             self.notify("on_train_begin", X=X, y=Y)
+            # After on_train_begin, which resets the callbacks' state.
+            epochs = None if checkpoint is None else self._restore_checkpoint(checkpoint)
             # skorch's EarlyStopping (and Ctrl+C) stop training with KeyboardInterrupt.
             with suppress(KeyboardInterrupt):
-                self.fit_loop(X, Y, groups=groups)
+                self.fit_loop(X, Y, epochs=epochs, groups=groups)
             self.notify("on_train_end", X=X, y=Y)
         return self
 
@@ -643,6 +823,9 @@ class MultiLabelNet(ClassifierMixin, NeuralNet):
         iterator_valid = None
         if dataset_valid is not None and len(dataset_valid):
             iterator_valid = self.get_iterator(dataset_valid, training=False)
+        rng, self._resume_rng = getattr(self, "_resume_rng", None), None
+        if rng is not None:  # resuming: the random state at the end of the checkpoint's epoch
+            set_rng_state(rng, self.device)
         for _ in range(epochs):
             self.notify("on_epoch_begin", **on_epoch_kwargs)
             self.run_single_epoch(
@@ -823,6 +1006,18 @@ class CorrLossClassifier(MultiLabelNet):
         Seeds weight initialisation, shuffling, dropout and the validation split; the
         same value gives identical predictions on CPU. Global random states are not
         touched.
+    checkpoint_dir : str or path, default=None
+        Folder where ``fit`` writes a checkpoint at the end of every epoch (module,
+        optimizer, history, random state, best weights so far; written atomically,
+        see :mod:`~sklearn_corrloss.checkpoints`). Without ``resume`` a ``fit`` first
+        deletes the folder's old checkpoints. ``partial_fit`` writes none. Give each
+        concurrent fit its own folder.
+    resume : bool, default=False
+        Whether ``fit`` continues from the latest checkpoint in ``checkpoint_dir`` (up
+        to ``max_epochs``) instead of starting over; with no checkpoint there it trains
+        from scratch. The checkpoint must come from a run with the same parameters
+        (``max_epochs``, ``verbose``, ``device`` and caching may differ) and the same
+        data, or ``fit`` raises :class:`~sklearn_corrloss.checkpoints.CheckpointError`.
     **kwargs
         skorch routing parameters: ``module__*``, ``optimizer__*``, ``criterion__*``
         (for example ``criterion__mask``), ``iterator_train__*``, ``callbacks__*``.
@@ -844,6 +1039,8 @@ class CorrLossClassifier(MultiLabelNet):
     history_ : skorch.history.History
         Per epoch: ``train_loss``, ``valid_loss``, ``train_bce``, ``train_corr``,
         ``valid_bce``, ``valid_corr`` (``*_corr`` is ``c`` in [0, 2], before the ``/ 2``).
+    resumed_epoch_ : int
+        Epochs the last ``fit`` took over from a checkpoint (0: trained from scratch).
 
     See Also
     --------
@@ -887,6 +1084,8 @@ class CorrLossClassifier(MultiLabelNet):
         verbose=0,
         device="cpu",
         random_state=None,
+        checkpoint_dir=None,
+        resume=False,
         **kwargs,
     ):
         params = dict(locals())
@@ -965,7 +1164,7 @@ class CorrLossAUClassifier(MultiLabelNet):
         float16 (float16 training uses a gradient scaler); the loss is always computed
         in float32. Meant for GPUs; on a CPU it works but is rarely faster.
     hidden_units, dropout, lr, batch_size, clip_value, optimizer, train_split, callbacks, \
-warm_start, verbose, device, random_state, **kwargs
+warm_start, verbose, device, random_state, checkpoint_dir, resume, **kwargs
         As in :class:`CorrLossClassifier`; ``max_epochs`` defaults to 20.
         ``iterator_train__num_workers=4`` (and ``iterator_valid__num_workers``) read
         images in parallel worker processes. With ``device="cuda"`` the network and the
@@ -1055,6 +1254,8 @@ warm_start, verbose, device, random_state, **kwargs
         verbose=0,
         device="cpu",
         random_state=None,
+        checkpoint_dir=None,
+        resume=False,
         **kwargs,
     ):
         params = dict(locals())

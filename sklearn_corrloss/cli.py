@@ -20,6 +20,8 @@ Prefix ``NAME=`` to name a data set in the tables (``ck=ckplus:/data/CK+``).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import os
 import re
 import sys
@@ -32,7 +34,9 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from . import __version__
+from ._atomic import atomic_output, check_output_path
 from .balancing import MultiLabelBalancer
+from .checkpoints import find_checkpoint
 from .classifier import CorrLossAUClassifier
 from .datasets.manifest import load_dataset, load_manifest, write_manifest
 from .datasets.synthetic import DOMAINS, make_au_faces
@@ -40,6 +44,7 @@ from .experiments import DEFAULT_RHOS, calibrate, cross_dataset, evaluate, searc
 from .face_detectors import DETECTORS
 from .faces import FaceCropTransformer
 from .networks import BACKBONES
+from .parallel import connect
 from .persistence import load_model, model_info, save_model
 from .plotting import plot_loss_curves, plot_rho_curve
 from .report import FULL, run_demo
@@ -75,6 +80,8 @@ ESTIMATOR_KEYS = (
 CROP_KEYS = ("detector", "model_path", "confidence", "margin")
 
 _CHUNK = 256  # images per prediction batch (bounds memory on long videos)
+#: Folder under an experiment's ``--output`` with one result file per finished fit.
+FITS = "fits"
 
 
 class UserError(ValueError):
@@ -246,9 +253,11 @@ def _print_table(frame: pd.DataFrame, digits: int = 3) -> None:
 
 
 def _write_tables(folder: Path, tables: dict[str, pd.DataFrame]) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, table in tables.items():
-        table.to_csv(folder / f"{name}.csv", index=False)
+    # Every table is complete before any replaces its old version: an error while writing
+    # leaves the earlier set of tables as it was, and no partial file.
+    with contextlib.ExitStack() as stack:
+        for name, table in tables.items():
+            table.to_csv(stack.enter_context(atomic_output(folder / f"{name}.csv")), index=False)
 
 
 # --- commands -----------------------------------------------------------------------------------
@@ -270,10 +279,38 @@ def _cmd_demo(args) -> int:
     return 0
 
 
+def _checkpoint_dir(args) -> Path | None:
+    """``--checkpoint-dir`` (default with ``--resume``: ``MODEL.checkpoints``), checked."""
+    directory = args.checkpoint_dir
+    if directory is None and args.resume:
+        directory = args.output.with_name(args.output.name + ".checkpoints")
+    if directory is None:
+        return None
+    if directory.exists() and not directory.is_dir():
+        raise UserError(f"Checkpoint folder {directory} is a file, not a folder.")
+    if not args.resume and directory.is_dir() and any(directory.iterdir()):
+        raise UserError(
+            f"Checkpoint folder {directory} is not empty: pass --resume to continue the run "
+            "it holds, or delete it (or choose another --checkpoint-dir) to start over."
+        )
+    if args.resume and find_checkpoint(directory) is None and not args.quiet:
+        print(f"No checkpoint in {directory} to resume from; training from scratch.")
+    return directory
+
+
 def _cmd_train(args) -> int:
+    check_output_path(args.output)  # before training, not after
     config = _config(args)
     params = _estimator_params(args, config)
-    model = CorrLossAUClassifier(**params, verbose=0 if args.quiet else 1)
+    checkpoint_dir = _checkpoint_dir(args)
+    if args.feature_cache is not None:
+        params["cache_dir"] = os.fspath(args.feature_cache)
+    model = CorrLossAUClassifier(
+        **params,
+        checkpoint_dir=None if checkpoint_dir is None else os.fspath(checkpoint_dir),
+        resume=args.resume,
+        verbose=0 if args.quiet else 1,
+    )
     data = load_data(args.data, args)
     labels = _select_aus(data.labels, args)
     crop = _crop_settings(args, config, model.image_size)
@@ -299,6 +336,8 @@ def _model_and_crop(args):
 
 
 def _cmd_evaluate(args) -> int:
+    if args.output is not None:
+        check_output_path(args.output)
     model, crop = _model_and_crop(args)
     data = load_data(args.data, args)
     result = evaluate(model, _crop(data.X, crop, args), data.labels)
@@ -309,10 +348,10 @@ def _cmd_evaluate(args) -> int:
         f"(sum over {len(report) - 1} AUs' pairs, lower is better)"
     )
     if args.output is not None:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        report.assign(correlation_distance=result.correlation_distance).to_csv(
-            args.output, index=False
-        )
+        with atomic_output(args.output) as tmp:
+            report.assign(correlation_distance=result.correlation_distance).to_csv(
+                tmp, index=False
+            )
         print(f"Wrote {args.output}")
     return 0
 
@@ -392,6 +431,8 @@ def _cmd_predict(args) -> int:
         )
     if args.every < 1:
         raise UserError(f"--every must be at least 1, got {args.every}.")
+    if args.output is not None and os.fspath(args.output) != "-":
+        check_output_path(args.output)
     files = _inputs(args.inputs)
     frames = []
     with tqdm(desc="Predicting", unit="frame", disable=args.quiet) as bar:
@@ -407,13 +448,14 @@ def _cmd_predict(args) -> int:
     if args.output is None or os.fspath(args.output) == "-":
         result.to_csv(sys.stdout, index=False, float_format="%.4f")
     else:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        result.to_csv(args.output, index=False, float_format="%.4f")
+        with atomic_output(args.output) as tmp:
+            result.to_csv(tmp, index=False, float_format="%.4f")
         print(f"Wrote {args.output}: {len(result):,} frames x {len(model.classes_)} AUs")
     return 0
 
 
 def _experiment_inputs(args):
+    check_output_path(args.output, folder=True)  # before the fits, not after
     config = _config(args)
     params = _estimator_params(args, config)
     estimator = CorrLossAUClassifier(**params)
@@ -423,6 +465,9 @@ def _experiment_inputs(args):
 
 
 def _cmd_search(args) -> int:
+    outside = [rho for rho in args.rhos if not 0.0 <= rho <= 1.0]
+    if outside:  # refused before any data is read or any fit runs
+        raise UserError(f"--rhos must lie in [0, 1] (the CorrLoss weight), got {outside}.")
     estimator, crop, balancer = _experiment_inputs(args)
     data = load_data(args.data, args)
     labels = _select_aus(data.labels, args)
@@ -436,6 +481,8 @@ def _cmd_search(args) -> int:
         cv=args.folds,
         balancer=balancer,
         n_jobs=args.n_jobs,
+        scheduler=args.client,
+        results_dir=args.output / FITS,
         random_state=args.seed,
         verbose=0 if args.quiet else 2,
     )
@@ -445,10 +492,11 @@ def _cmd_search(args) -> int:
          "loss_curves": result.curves, "per_au": result.per_au},
     )  # fmt: skip
     figures = args.output / "figures"
-    figures.mkdir(exist_ok=True)
-    plot_rho_curve(result.scores).savefig(figures / "rho_curve.png", dpi=110)
+    with atomic_output(figures / "rho_curve.png") as tmp:
+        plot_rho_curve(result.scores).savefig(tmp, dpi=110)
     if len(result.curves):
-        plot_loss_curves(result.curves).savefig(figures / "loss_curves.png", dpi=110)
+        with atomic_output(figures / "loss_curves.png") as tmp:
+            plot_loss_curves(result.curves).savefig(tmp, dpi=110)
     _print_table(result.summary)
     print(f"Best rho: {result.best_rho:g}. Tables and figures in {args.output}")
     return 0
@@ -479,6 +527,8 @@ def _cmd_cross_dataset(args) -> int:
         select_threshold=args.select_threshold,
         cv=args.folds,
         n_jobs=args.n_jobs,
+        scheduler=args.client,
+        results_dir=args.output / FITS,
         random_state=args.seed,
         verbose=0 if args.quiet else 5,
     )
@@ -509,6 +559,8 @@ def _cmd_calibrate(args) -> int:
         epochs=args.calibration_epochs,
         held_out_tasks=args.tasks,
         n_jobs=args.n_jobs,
+        scheduler=args.client,
+        results_dir=args.output / FITS,
         random_state=args.seed,
         verbose=0 if args.quiet else 5,
     )
@@ -532,7 +584,34 @@ def _cmd_manifest(args) -> int:
     return 0
 
 
+def _on_scheduler(command):
+    """Run an experiment command with ``args.client``: None, or a client of ``--scheduler``.
+
+    The scheduler is connected before any data is read, so a wrong address fails at once.
+    """
+
+    @functools.wraps(command)
+    def run(args) -> int:
+        with contextlib.ExitStack() as stack:
+            try:
+                args.client = stack.enter_context(connect(args.scheduler))
+            except ImportError as error:  # no dask extra
+                raise UserError(str(error)) from None
+            return command(args)
+
+    return run
+
+
 # --- parser -------------------------------------------------------------------------------------
+def _add_scheduler_option(parser) -> None:
+    parser.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run the fits on a Dask cluster, e.g. tcp://host:8786 (needs the dask extra); "
+        "finished fits are kept in OUTPUT/fits, so a rerun skips them",
+    )
+
+
 def _add_common(parser, *, data: bool = True) -> None:
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
@@ -614,6 +693,16 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("-o", "--output", type=Path, required=True, metavar="MODEL",
                        help="model file to write (.zip)")  # fmt: skip
     _add_model_options(train)
+    resume = train.add_argument_group("checkpoints and caches (resuming a killed run)")
+    resume.add_argument("--checkpoint-dir", type=Path, metavar="DIR",
+                        help="write a checkpoint after every epoch here (must be empty "
+                        "without --resume)")  # fmt: skip
+    resume.add_argument("--resume", action="store_true",
+                        help="continue from the last checkpoint in --checkpoint-dir (default "
+                        "MODEL.checkpoints); without one, train from scratch")  # fmt: skip
+    resume.add_argument("--feature-cache", type=Path, metavar="DIR",
+                        help="keep the frozen trunk's features here, reused by later and "
+                        "resumed runs")  # fmt: skip
     _add_common(train)
     train.set_defaults(handler=_cmd_train)
 
@@ -648,7 +737,8 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("-o", "--output", type=Path, default=Path("corrloss-search"))
     _add_model_options(search)
     _add_common(search)
-    search.set_defaults(handler=_cmd_search)
+    _add_scheduler_option(search)
+    search.set_defaults(handler=_on_scheduler(_cmd_search))
 
     cross = commands.add_parser(
         "cross-dataset", help="train on each data set, test on the others (Table III)"
@@ -660,7 +750,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_options(cross)
     cross.set_defaults(select_threshold=0.4)
     _add_common(cross)
-    cross.set_defaults(handler=_cmd_cross_dataset)
+    _add_scheduler_option(cross)
+    cross.set_defaults(handler=_on_scheduler(_cmd_cross_dataset))
 
     calibrate_ = commands.add_parser(
         "calibrate", help="leave one task out, fine-tune on half of it (Table IV)"
@@ -671,7 +762,8 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate_.add_argument("-o", "--output", type=Path, default=Path("corrloss-calibrate"))
     _add_model_options(calibrate_)
     _add_common(calibrate_)
-    calibrate_.set_defaults(handler=_cmd_calibrate, balance=False)
+    _add_scheduler_option(calibrate_)
+    calibrate_.set_defaults(handler=_on_scheduler(_cmd_calibrate), balance=False)
 
     manifest = commands.add_parser(
         "manifest", help="write a manifest CSV for a data set in its documented layout"
@@ -702,16 +794,30 @@ def main(argv=None) -> int:
     """
     parser = build_parser()
     args = parser.parse_args(argv)
+    with _opencv_errors_only(not args.traceback):
+        try:
+            return args.handler(args)
+        except KeyboardInterrupt:
+            print("corrloss: interrupted", file=sys.stderr)
+            return 130
+        except (OSError, ValueError) as error:  # user mistakes: files, columns, settings
+            if args.traceback:
+                raise
+            print(f"corrloss {args.command}: error: {_one_line(error)}", file=sys.stderr)
+            return 1
+
+
+@contextlib.contextmanager
+def _opencv_errors_only(enabled: bool):
+    """Silence OpenCV's warnings (a corrupt image's "PNG input buffer is incomplete" would
+    precede the one-line error that names the file); restore the level afterwards."""
+    previous = cv2.utils.logging.getLogLevel()
+    if enabled:
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
     try:
-        return args.handler(args)
-    except KeyboardInterrupt:
-        print("corrloss: interrupted", file=sys.stderr)
-        return 130
-    except (OSError, ValueError) as error:  # user mistakes: files, columns, settings
-        if args.traceback:
-            raise
-        print(f"corrloss {args.command}: error: {_one_line(error)}", file=sys.stderr)
-        return 1
+        yield
+    finally:
+        cv2.utils.logging.setLogLevel(previous)
 
 
 if __name__ == "__main__":

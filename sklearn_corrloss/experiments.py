@@ -14,8 +14,11 @@
 Every function accepts any scikit-learn multi-label estimator (``fit``, ``predict``, ideally
 ``predict_proba``; ``partial_fit`` for calibration), takes subject IDs as ``groups`` and a
 ``random_state``, and runs its independent fits through joblib (``n_jobs``) so that any
-joblib backend can spread them. Balancing (e.g. :class:`~sklearn_corrloss.balancing.
-MultiLabelBalancer`) is applied to the training rows of each fold only, never to test rows.
+joblib backend can spread them: ``scheduler`` sends them to a Dask cluster, and
+``results_dir`` keeps every finished fit in a folder so that a rerun skips it (resuming an
+interrupted experiment); see :mod:`sklearn_corrloss.parallel`. Balancing (e.g.
+:class:`~sklearn_corrloss.balancing.MultiLabelBalancer`) is applied to the training rows of
+each fold only, never to test rows.
 
 References
 ----------
@@ -25,7 +28,6 @@ Recognition", ICPR 2022, arXiv:2210.17233.
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import numbers
 import warnings
@@ -33,14 +35,13 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from sklearn import config_context
 from sklearn.base import clone
 from sklearn.metrics import get_scorer
-from sklearn.model_selection import GridSearchCV, GroupKFold, GroupShuffleSplit
+from sklearn.model_selection import GroupKFold, GroupShuffleSplit
 from sklearn.utils import Bunch, _safe_indexing, check_random_state
-from sklearn.utils.parallel import Parallel, delayed
 
 from .metrics import au_f1_report, correlation_distance, label_names
+from .parallel import ResultStore, estimator_fingerprint, fingerprint, run_jobs
 from .selection import select_correlated_labels
 
 __all__ = [
@@ -93,11 +94,17 @@ def _check_same_length(X, Y: pd.DataFrame) -> None:
         raise ValueError(f"X has {len(X)} samples but Y has {len(Y)}.")
 
 
-def _check_cv(cv):
-    if cv is None:
-        return GroupKFold(n_splits=5)
-    if isinstance(cv, numbers.Integral):
-        return GroupKFold(n_splits=int(cv))
+def _check_cv(cv, groups=None):
+    if cv is None or isinstance(cv, numbers.Integral):
+        cv = GroupKFold(n_splits=5 if cv is None else int(cv))
+    if isinstance(cv, GroupKFold) and groups is not None:
+        subjects = np.unique(groups)
+        if len(subjects) < cv.n_splits:
+            raise ValueError(
+                f"{cv.n_splits} subject-wise folds need at least {cv.n_splits} subjects, but the "
+                f"data has {len(subjects)} ({', '.join(map(str, subjects[:5]))}); use fewer "
+                "folds or data of more subjects."
+            )
     return cv
 
 
@@ -144,7 +151,7 @@ def _balanced_rows(balancer, Y: pd.DataFrame, rows: np.ndarray, seed: int | None
 
 
 def _splits(cv, Y, groups, balancer, rng) -> list[tuple[np.ndarray, np.ndarray]]:
-    splits = list(_check_cv(cv).split(np.zeros((len(Y), 1)), Y, groups))
+    splits = list(_check_cv(cv, groups).split(np.zeros((len(Y), 1)), Y, groups))
     if balancer is None:
         return splits
     return [(_balanced_rows(balancer, Y, train, _seed(rng)), test) for train, test in splits]
@@ -219,11 +226,11 @@ def loss_history(estimator) -> pd.DataFrame:
 
 
 class _FoldScorer:
-    """Multi-metric scoring callable for GridSearchCV.
+    """Multi-metric scoring of one fitted fold.
 
     Returns the score used for ranking, the paper's metrics, per-label F1 and the fit's loss
-    history (padded to ``n_epochs``), so that every fold's results and curves come back
-    through ``cv_results_`` from wherever joblib ran the fit.
+    history (padded to ``n_epochs``): a flat dict of numbers, so that every fold's results
+    and curves come back from wherever joblib ran the fit and fit in a result file.
     """
 
     def __init__(self, labels: Sequence[str], n_epochs: int, scoring=None):
@@ -246,50 +253,92 @@ class _FoldScorer:
         return result
 
 
-def _grid_cv(estimator, X, Y, groups, *, param, values, splits, scoring, refit, n_jobs, verbose):
-    """GridSearchCV over one parameter on precomputed (possibly balanced) subject-wise splits."""
-    scorer = _FoldScorer(list(Y.columns), _n_epochs(estimator), scoring)
-    route_groups = _accepts_groups(estimator) and hasattr(estimator, "set_fit_request")
-    context = config_context(enable_metadata_routing=True) if route_groups else None
-    with context or contextlib.nullcontext():
-        if route_groups:
-            # The estimator's own validation split must be subject-wise too.
-            estimator = clone(estimator).set_fit_request(groups=True)
-        search = GridSearchCV(
-            estimator,
-            {param: list(values)},
-            scoring=scorer,
-            refit="score" if refit else False,
-            cv=splits,
-            n_jobs=n_jobs,
-            verbose=verbose,
-            error_score="raise",
-        )
-        search.fit(X, Y, **({"groups": groups} if route_groups else {}))
-    return search
+# --- jobs -------------------------------------------------------------------------------------
+def _store(results_dir) -> ResultStore | None:
+    return None if results_dir is None else ResultStore(results_dir)
 
 
-def _tidy(search, param: str, condition: dict):
-    """Per-fold scores, per-AU F1 and loss curves from ``cv_results_`` as long DataFrames."""
-    results, labels, n_epochs = search.cv_results_, search.scoring.labels, search.scoring.n_epochs
+def _data_key(store, X, Y: pd.DataFrame, groups) -> str | None:
+    """Content hash of a data set for result keys (only computed when results are stored)."""
+    if store is None:
+        return None
+    return fingerprint((X, list(Y.columns), Y.to_numpy(), groups))
+
+
+def _cv_fit(estimator, X, Y, groups, train, test, scorer) -> dict:
+    """One (rho, fold) unit: fit on the ``train`` rows, score on the ``test`` rows.
+
+    The estimator gets the training rows' subject IDs when its ``fit`` takes ``groups``, so
+    its own validation split is subject-wise too.
+    """
+    _fit(estimator, _safe_indexing(X, train), Y.iloc[train], groups[train])
+    return scorer(estimator, _safe_indexing(X, test), Y.iloc[test])
+
+
+def _cv_jobs(estimator, X, Y, groups, *, param, values, splits, scorer, condition, store, data):
+    """One job per (value, fold), in that order: ``(key, function, args, condition)``."""
+    jobs = []
+    for value in values:
+        for fold, (train, test) in enumerate(splits):
+            model = _with_params(estimator, **{param: value})
+            row = {**condition, "rho": value, "fold": fold}
+            key = None
+            if store is not None:
+                key = store.key(
+                    "cv",
+                    estimator=estimator_fingerprint(model),
+                    data=data,
+                    train=fingerprint(train),
+                    test=fingerprint(test),
+                    scorer=fingerprint(scorer),
+                )
+            jobs.append((key, _cv_fit, (model, X, Y, groups, train, test, scorer), row))
+    return jobs
+
+
+def _tidy(jobs, results, scorer: _FoldScorer):
+    """Per-fold scores, per-AU F1 and loss curves of the CV jobs as long DataFrames."""
     scores, per_au, curves = [], [], []
-    for index, params in enumerate(results["params"]):
-        base = {**condition, "rho": params[param]}
-        for fold in range(search.n_splits_):
-
-            def value(key, index=index, fold=fold):
-                return float(results[f"split{fold}_test_{key}"][index])
-
-            row = {**base, "fold": fold}
-            scores.append({**row, "score": value("score"), **{m: value(m) for m in METRICS}})
-            per_au.extend({**row, "au": name, "f1": value(f"f1[{name}]")} for name in labels)
-            for epoch in range(1, n_epochs + 1):
-                losses = {key: value(f"{key}@{epoch}") for key in HISTORY_KEYS}
-                if not np.isnan(list(losses.values())).all():
-                    curves.append({**row, "epoch": epoch, **losses})
-    curve_columns = [*base, "fold", "epoch", *HISTORY_KEYS]
+    for (_, _, _, row), result in zip(jobs, results):
+        scores.append({**row, "score": result["score"], **{m: result[m] for m in METRICS}})
+        per_au.extend({**row, "au": name, "f1": result[f"f1[{name}]"]} for name in scorer.labels)
+        for epoch in range(1, scorer.n_epochs + 1):
+            losses = {key: result[f"{key}@{epoch}"] for key in HISTORY_KEYS}
+            if not np.isnan(list(losses.values())).all():
+                curves.append({**row, "epoch": epoch, **losses})
+    curve_columns = [*(jobs[0][3] if jobs else {}), "epoch", *HISTORY_KEYS]
     curves = pd.DataFrame(curves, columns=curve_columns).dropna(axis=1, how="all")
     return pd.DataFrame(scores), pd.DataFrame(per_au), curves
+
+
+def _search_record(param: str, values, results, n_splits: int) -> Bunch:
+    """``cv_results_``, ``best_index_``, ``best_params_``, ``best_score_`` as GridSearchCV has.
+
+    ``results`` holds one scorer dict per (value, fold), values outermost.
+    """
+    values = list(values)
+    cv_results = {
+        "params": [{param: value} for value in values],
+        f"param_{param}": np.array(values, dtype=object),
+    }
+    for metric in ("score", *METRICS):
+        table = np.array([result[metric] for result in results], dtype=float)
+        table = table.reshape(len(values), n_splits)
+        for fold in range(n_splits):
+            cv_results[f"split{fold}_test_{metric}"] = table[:, fold]
+        cv_results[f"mean_test_{metric}"] = table.mean(axis=1)
+        cv_results[f"std_test_{metric}"] = table.std(axis=1)
+    mean = pd.Series(cv_results["mean_test_score"])
+    rank = mean.rank(method="min", ascending=False, na_option="bottom").to_numpy(dtype=np.int32)
+    cv_results["rank_test_score"] = rank
+    best = int(np.argmin(rank))
+    return Bunch(
+        cv_results_=cv_results,
+        best_index_=best,
+        best_params_={param: values[best]},
+        best_score_=float(mean[best]),
+        n_splits_=n_splits,
+    )
 
 
 # --- public protocol --------------------------------------------------------------------------
@@ -342,6 +391,8 @@ def search_rho(
     param: str = "rho",
     refit: bool = False,
     n_jobs: int | None = None,
+    scheduler=None,
+    results_dir=None,
     random_state=None,
     verbose: int = 0,
 ) -> Bunch:
@@ -359,7 +410,7 @@ def search_rho(
     groups : array-like of shape (n_samples,)
         Subject IDs: no subject is in a training and a test fold at once. If the
         estimator's ``fit`` takes ``groups`` (for its own validation split), it gets the
-        training fold's IDs through scikit-learn's metadata routing.
+        training fold's IDs.
     rhos : sequence of float, default=DEFAULT_RHOS
         The grid.
     cv : int or group-aware splitter, default=None
@@ -375,18 +426,28 @@ def search_rho(
         Refit the best ``rho`` on all data (``result.search.best_estimator_``).
     n_jobs : int, optional
         Parallel fits (joblib); each (rho, fold) pair is one job.
+    scheduler : None, str or distributed.Client, optional
+        Run the fits on a Dask cluster: a scheduler address (``"tcp://host:8786"``) or a
+        client (see :func:`~sklearn_corrloss.parallel.dask_backend`; needs the ``dask``
+        extra). The results are the same as without it, since every seed is drawn first.
+    results_dir : str or path, optional
+        Folder that keeps the result of every finished fit (one JSON file each, see
+        :class:`~sklearn_corrloss.parallel.ResultStore`); fits whose results are there
+        already are not repeated, so a rerun resumes an interrupted search.
     random_state : int, RandomState or None
         Seeds the estimator (if it has ``random_state``) and the balancer; ``None`` leaves
         the estimator's own setting.
     verbose : int, default=0
-        Passed to GridSearchCV.
+        joblib's progress messages; with ``results_dir``, also how many fits were reused.
 
     Returns
     -------
     Bunch
         ``scores`` (rho, fold, score, macro_f1, correlation_distance), ``summary`` (mean and
         std per rho), ``per_au`` (rho, fold, au, f1), ``curves`` (rho, fold, epoch and the
-        recorded losses: Fig. 4), ``best_rho`` (float) and ``search`` (the GridSearchCV).
+        recorded losses: Fig. 4), ``best_rho`` (float) and ``search`` (GridSearchCV-style
+        ``cv_results_``, ``best_index_``, ``best_params_``, ``best_score_``, ``n_splits_``
+        and, with ``refit=True``, ``best_estimator_``).
 
     Examples
     --------
@@ -416,7 +477,9 @@ def search_rho(
     rng = _rng(random_state)
     estimator = _with_params(estimator, random_state=_seed(rng))
     splits = _splits(cv, Y, groups, balancer, rng)
-    search = _grid_cv(
+    scorer = _FoldScorer(list(Y.columns), _n_epochs(estimator), scoring)
+    store = _store(results_dir)
+    jobs = _cv_jobs(
         estimator,
         X,
         Y,
@@ -424,14 +487,25 @@ def search_rho(
         param=param,
         values=rhos,
         splits=splits,
-        scoring=scoring,
-        refit=refit,
+        scorer=scorer,
+        condition={},
+        store=store,
+        data=_data_key(store, X, Y, groups),
+    )
+    results = run_jobs(
+        jobs,
         n_jobs=n_jobs,
+        scheduler=scheduler,
+        store=store,
+        shared=(X, Y, groups),
         verbose=verbose,
     )
-    scores, per_au, curves = _tidy(search, param, {})
+    scores, per_au, curves = _tidy(jobs, results, scorer)
     summary = summarize(scores, by=["rho"])
     best_rho = float(summary.loc[summary["score_mean"].idxmax(), "rho"])
+    search = _search_record(param, rhos, results, len(splits))
+    if refit:
+        search.best_estimator_ = _fit(_with_params(estimator, **search.best_params_), X, Y, groups)
     return Bunch(
         scores=scores,
         summary=summary,
@@ -455,6 +529,8 @@ def within_dataset_cv(
     scoring=None,
     param: str = "rho",
     n_jobs: int | None = None,
+    scheduler=None,
+    results_dir=None,
     random_state=None,
     verbose: int = 0,
 ) -> Bunch:
@@ -465,7 +541,10 @@ def within_dataset_cv(
 
     Parameters
     ----------
-    estimator, X, Y, groups, cv, scoring, param, n_jobs, random_state, verbose
+    estimator, X, Y, groups, cv, scoring, param, n_jobs, scheduler, results_dir
+        As in :func:`search_rho`. A ``results_dir`` shared with :func:`search_rho` reuses
+        its fits of the same rho, folds and seed.
+    random_state, verbose
         As in :func:`search_rho`.
     rho : float
         The chosen value (e.g. ``search_rho(...).best_rho``).
@@ -503,24 +582,33 @@ def within_dataset_cv(
     groups = _check_groups(groups, len(Y))
     rng = _rng(random_state)
     estimator = _with_params(estimator, random_state=_seed(rng))
-    parts = []
+    scorer = _FoldScorer(list(Y.columns), _n_epochs(estimator), scoring)
+    store = _store(results_dir)
+    data = _data_key(store, X, Y, groups)
+    jobs = []
     for balanced in [False, True] if balancer is not None else [False]:
-        splits = _splits(cv, Y, groups, balancer if balanced else None, rng)
-        search = _grid_cv(
+        jobs += _cv_jobs(
             estimator,
             X,
             Y,
             groups,
             param=param,
             values=[baseline_rho, rho],
-            splits=splits,
-            scoring=scoring,
-            refit=False,
-            n_jobs=n_jobs,
-            verbose=verbose,
+            splits=_splits(cv, Y, groups, balancer if balanced else None, rng),
+            scorer=scorer,
+            condition={"balanced": balanced},
+            store=store,
+            data=data,
         )
-        parts.append(_tidy(search, param, {"balanced": balanced}))
-    scores, per_au, curves = (pd.concat(frames, ignore_index=True) for frames in zip(*parts))
+    results = run_jobs(
+        jobs,
+        n_jobs=n_jobs,
+        scheduler=scheduler,
+        store=store,
+        shared=(X, Y, groups),
+        verbose=verbose,
+    )
+    scores, per_au, curves = _tidy(jobs, results, scorer)
     return Bunch(
         scores=scores,
         summary=summarize(scores, by=["balanced", "rho"]),
@@ -584,6 +672,8 @@ def cross_dataset(
     cv=None,
     param: str = "rho",
     n_jobs: int | None = None,
+    scheduler=None,
+    results_dir=None,
     random_state=None,
     verbose: int = 0,
 ) -> Bunch:
@@ -605,7 +695,7 @@ def cross_dataset(
         of :func:`~sklearn_corrloss.datasets.synthetic.make_au_faces`.
     test_sets : mapping, optional
         Default: ``train_sets``. A set is never tested on itself (same name).
-    rho, baseline_rho, balancer, param, n_jobs, random_state, verbose
+    rho, baseline_rho, balancer, param, n_jobs, scheduler, results_dir, random_state, verbose
         As in :func:`within_dataset_cv`.
     select_threshold : float or None, default=0.4
         AU selection per training set; ``None`` keeps all of its AUs.
@@ -652,7 +742,11 @@ def cross_dataset(
         else {name: _unpack_dataset(name, data) for name, data in test_sets.items()}
     )
     rng = _rng(random_state)
-    jobs, selected = [], {}
+    store = _store(results_dir)
+    data = {
+        name: _data_key(store, *dataset) for name, dataset in {**train_sets, **test_sets}.items()
+    }
+    jobs, shared_data, selected = [], [], {}
     for train_name, (X, Y, groups) in train_sets.items():
         aus = (
             list(Y.columns)
@@ -678,7 +772,10 @@ def cross_dataset(
                 )
                 continue
             tests[test_name] = (X_test, Y_test, shared)
-        folds = [train for train, _ in _check_cv(cv).split(np.zeros((len(Y), 1)), Y, groups)]
+        Y_selected = Y[aus]  # one object for all jobs: sent to each Dask worker once
+        shared_data += [X, Y_selected, groups]
+        splitter = _check_cv(cv, groups)
+        folds = [train for train, _ in splitter.split(np.zeros((len(Y), 1)), Y, groups)]
         seed = _seed(rng)
         for balanced in [False, True] if balancer is not None else [False]:
             for fold, train in enumerate(folds):
@@ -691,10 +788,27 @@ def cross_dataset(
                         "rho": value,
                         "fold": fold,
                     }
-                    jobs.append(
-                        delayed(_fit_and_test)(model, X, Y[aus], groups, rows, tests, condition)
-                    )
-    results = Parallel(n_jobs=n_jobs, verbose=verbose)(jobs)
+                    key = None
+                    if store is not None:
+                        key = store.key(
+                            "cross",
+                            estimator=estimator_fingerprint(model),
+                            data=data[train_name],
+                            aus=aus,
+                            rows=fingerprint(rows),
+                            tests={name: (data[name], test[2]) for name, test in tests.items()},
+                            condition=condition,
+                        )
+                    args = (model, X, Y_selected, groups, rows, tests, condition)
+                    jobs.append((key, _fit_and_test, args, condition))
+    results = run_jobs(
+        jobs,
+        n_jobs=n_jobs,
+        scheduler=scheduler,
+        store=store,
+        shared=shared_data,
+        verbose=verbose,
+    )
     scores = pd.DataFrame([row for rows, _ in results for row in rows])
     per_au = pd.DataFrame([row for _, rows in results for row in rows])
     summary = summarize(scores, by=["train", "test", "balanced", "rho"]) if len(scores) else scores
@@ -753,6 +867,8 @@ def calibrate(
     held_out_tasks: Sequence | None = None,
     param: str = "rho",
     n_jobs: int | None = None,
+    scheduler=None,
+    results_dir=None,
     random_state=None,
     verbose: int = 0,
 ) -> Bunch:
@@ -767,8 +883,9 @@ def calibrate(
     ----------
     estimator : estimator
         Needs ``partial_fit`` that continues training, e.g. ``CorrLossAUClassifier``.
-    X, Y, groups, param, n_jobs, verbose
-        As in :func:`search_rho`.
+    X, Y, groups, param, n_jobs, scheduler, results_dir, verbose
+        As in :func:`search_rho`; a stored result is one (task, rho) unit (training,
+        fine-tuning and both tests).
     tasks : array-like of shape (n_samples,)
         Expression task of each frame (BP4D: T1 ... T8).
     rhos : sequence of float, default=(0.0, 0.45)
@@ -822,6 +939,8 @@ def calibrate(
         raise ValueError(f"Unknown task(s) {unknown}; the data has tasks {known}.")
     rng = check_random_state(random_state)
     seed = None if random_state is None else _seed(rng)
+    store = _store(results_dir)
+    data = _data_key(store, X, Y, groups)
     jobs, halves = [], {}
     for task in held_out:
         task_rows = np.flatnonzero(tasks == task)
@@ -845,8 +964,26 @@ def calibrate(
         for value in rhos:
             model = _with_params(estimator, **{param: value, "random_state": seed})
             condition = {"task": task, "rho": value}
-            jobs.append(delayed(_calibrate_one)(model, X, Y, groups, rows, epochs, condition))
-    results = Parallel(n_jobs=n_jobs, verbose=verbose)(jobs)
+            key = None
+            if store is not None:
+                key = store.key(
+                    "calibrate",
+                    estimator=estimator_fingerprint(model),
+                    data=data,
+                    rows={part: fingerprint(part_rows) for part, part_rows in rows.items()},
+                    epochs=int(epochs),
+                    condition=condition,
+                )
+            args = (model, X, Y, groups, rows, epochs, condition)
+            jobs.append((key, _calibrate_one, args, condition))
+    results = run_jobs(
+        jobs,
+        n_jobs=n_jobs,
+        scheduler=scheduler,
+        store=store,
+        shared=(X, Y, groups),
+        verbose=verbose,
+    )
     scores = pd.DataFrame([row for rows, _ in results for row in rows])
     per_au = pd.DataFrame([row for _, rows in results for row in rows])
     after = scores[scores["stage"] == "after"].drop(columns="stage").reset_index(drop=True)

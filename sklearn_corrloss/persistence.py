@@ -28,6 +28,7 @@ import os
 import pickle
 import warnings
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,7 @@ import torch
 from sklearn.preprocessing import LabelBinarizer
 
 from . import classifier
+from ._atomic import atomic_output
 
 __all__ = [
     "FORMAT",
@@ -51,6 +53,10 @@ FORMAT = "sklearn-corrloss-model"
 FORMAT_VERSION = 1
 #: Estimator classes a model file may name (all in :mod:`sklearn_corrloss.classifier`).
 ALLOWED_CLASSES = ("CorrLossAUClassifier", "CorrLossClassifier")
+
+#: Parameters of one training run that a model file leaves out (the loaded model has the
+#: defaults): a checkpoint folder belongs to the machine and run that wrote it.
+_RUN_PARAMS = ("checkpoint_dir", "resume")
 
 #: Fitted attributes stored (when present) and how to turn their JSON back into values.
 _FITTED = {
@@ -70,7 +76,21 @@ _MAX_CONFIG_BYTES = 1 << 20
 
 
 class ModelFileError(ValueError):
-    """A file is not a valid, safe sklearn-corrloss model file; the message says why."""
+    """A file is not a valid, safe sklearn-corrloss model file; the message says why.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from sklearn_corrloss import ModelFileError, load_model
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     not_a_model = Path(folder) / "notes.zip"
+    ...     _ = not_a_model.write_text("hello")
+    ...     try:
+    ...         load_model(not_a_model)
+    ...     except ModelFileError as error:
+    ...         print("refused:", "not a sklearn-corrloss model file" in str(error))
+    refused: True
+    """
 
 
 def _check_dtype(name) -> str:
@@ -118,7 +138,9 @@ def save_model(estimator, path, *, preprocessing: dict | None = None) -> Path:
     estimator : CorrLossClassifier or CorrLossAUClassifier
         Fitted (it has ``module_`` and ``classes_``).
     path : str or os.PathLike
-        File to write (``.zip`` is a good suffix); parent folders are created.
+        File to write (``.zip`` is a good suffix); parent folders are created. It is
+        written atomically: after an error no partial file is left and a file already at
+        ``path`` is unchanged.
     preprocessing : dict, optional
         JSON-serialisable settings of the steps before the model (for example the
         ``FaceCropTransformer`` parameters used in training), returned by
@@ -134,6 +156,7 @@ def save_model(estimator, path, *, preprocessing: dict | None = None) -> Path:
     Constructor parameters that are not JSON-serialisable (callbacks, a custom
     ``train_split`` or optimizer class) are not stored; they only matter for training and
     their names are kept under ``dropped_params``. The loaded model uses their defaults.
+    ``checkpoint_dir`` and ``resume`` (one training run's settings) are never stored.
 
     Examples
     --------
@@ -160,6 +183,8 @@ def save_model(estimator, path, *, preprocessing: dict | None = None) -> Path:
     defaults = _constructor_defaults(type(estimator))
     params, dropped = {}, []
     for key, value in estimator.get_params(deep=False).items():
+        if key in _RUN_PARAMS:
+            continue
         try:
             params[key] = _jsonable(value)
         except TypeError:
@@ -187,8 +212,12 @@ def save_model(estimator, path, *, preprocessing: dict | None = None) -> Path:
     weights = io.BytesIO()
     torch.save({k: v.detach().cpu() for k, v in estimator.module_.state_dict().items()}, weights)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+    # Written beside the target and moved onto it when complete: a failure never leaves a
+    # half-written file, nor damages a model file already at ``path``.
+    with (
+        atomic_output(path) as tmp,
+        zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive,
+    ):
         archive.writestr(_CONFIG, json.dumps(config, indent=2))
         archive.writestr(_WEIGHTS, weights.getvalue())
     return path
@@ -200,9 +229,24 @@ def _open(path: Path) -> zipfile.ZipFile:
     if not zipfile.is_zipfile(path):
         raise ModelFileError(
             f"{path} is not a sklearn-corrloss model file (expected a zip archive written "
-            "by save_model; pickle and joblib files are refused)."
+            "by save_model; pickle and joblib files are refused; a truncated or corrupt "
+            "model file reads the same)."
         )
-    return zipfile.ZipFile(path)
+    try:
+        return zipfile.ZipFile(path)
+    except zipfile.BadZipFile as error:
+        raise ModelFileError(f"{path} is a corrupt zip archive ({error}).") from None
+
+
+def _read_member(archive: zipfile.ZipFile, name: str, path: Path) -> bytes:
+    """The bytes of member ``name``; a damaged archive raises ModelFileError (KeyError if
+    the member is absent)."""
+    try:
+        return archive.read(name)
+    except (zipfile.BadZipFile, zlib.error, EOFError) as error:
+        raise ModelFileError(
+            f"{path} is corrupt or truncated: cannot read {name} ({error})."
+        ) from None
 
 
 def _constructor_defaults(cls) -> dict:
@@ -225,7 +269,7 @@ def _read_config(archive: zipfile.ZipFile, path: Path) -> dict:
     if info.file_size > _MAX_CONFIG_BYTES:
         raise ModelFileError(f"{path}: {_CONFIG} is implausibly large ({info.file_size} bytes).")
     try:
-        config = json.loads(archive.read(info).decode("utf-8"))
+        config = json.loads(_read_member(archive, _CONFIG, path).decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ModelFileError(f"{path}: {_CONFIG} is not valid JSON ({error}).") from None
     if not isinstance(config, dict) or config.get("format") != FORMAT:
@@ -249,7 +293,7 @@ def _read_config(archive: zipfile.ZipFile, path: Path) -> dict:
 
 def _read_weights(archive: zipfile.ZipFile, path: Path) -> dict:
     try:
-        data = archive.read(_WEIGHTS)
+        data = _read_member(archive, _WEIGHTS, path)
     except KeyError:
         raise ModelFileError(f"{path} has no {_WEIGHTS} member.") from None
     try:
@@ -336,9 +380,22 @@ def _build(config: dict, state: dict, path: Path, device: str | None):
             raise ModelFileError(f"{path}: invalid fitted attribute {key!r}: {error}") from None
     if "classes_" not in config["attributes"]:
         raise ModelFileError(f"{path}: the file has no classes_ (label names).")
+    if not isinstance(config["attributes"]["classes_"], list):
+        raise ModelFileError(f"{path}: classes_ must be a list of label names.")
     if getattr(estimator, "target_type_", None) in ("binary", "multiclass"):
         estimator._label_binarizer = LabelBinarizer().fit(estimator.classes_)
-    estimator.initialize()
+    try:
+        estimator._check_params()  # the constraints fit applies: rho in [0, 1], ...
+        estimator.initialize()
+    except (TypeError, ValueError, AttributeError, RuntimeError) as error:
+        # Crafted or damaged settings (an optimizer named by a string, rho = 7, ...).
+        detail = (str(error).strip() or type(error).__name__).splitlines()[0]
+        hint = ""
+        if estimator.device not in (None, "cpu"):
+            hint = " (a model trained on another device loads with device='cpu')"
+        raise ModelFileError(
+            f"{path}: cannot build the estimator its {_CONFIG} describes{hint}: {detail}"
+        ) from None
     try:
         estimator.module_.load_state_dict(state)
     except RuntimeError as error:
@@ -370,6 +427,18 @@ def model_info(path) -> dict:
     ------
     FileNotFoundError, ModelFileError
         As :func:`load_model`.
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np, pandas as pd
+    >>> from sklearn_corrloss import CorrLossClassifier, save_model
+    >>> X = np.random.RandomState(0).normal(size=(32, 4)).astype("float32")
+    >>> Y = pd.DataFrame({"AU06": X[:, 0] > 0, "AU12": X[:, 1] > 0}).astype(int)
+    >>> model = CorrLossClassifier(rho=0.3, max_epochs=1, train_split=None).fit(X, Y)
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     info = model_info(save_model(model, Path(folder) / "model.zip"))
+    >>> info["class"], info["params"]["rho"], info["attributes"]["classes_"]
+    ('CorrLossClassifier', 0.3, ['AU06', 'AU12'])
     """
     path = Path(os.fspath(path))
     with _open(path) as archive:

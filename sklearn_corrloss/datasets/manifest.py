@@ -103,6 +103,8 @@ def load_manifest(
                 f"Manifest {path.name}: no {required!r} column; columns are "
                 f"{list(table.columns)}. Name the columns with path_col=/subject_col=."
             )
+    if table.empty:
+        raise ValueError(f"Manifest {path.name} has a header but no rows (no images).")
     core = [c for c in (path_col, subject_col, task_col, frame_col) if c in table.columns]
     if au_columns is None:
         au_columns = [c for c in table.columns if c not in core and is_au_name(c)]

@@ -40,8 +40,9 @@ print(X.shape, Y.shape, "AUs:", list(Y.columns))
 # ----------
 # Every (rho, fold) pair is one fit; ``n_jobs`` runs them in parallel. The estimator's own
 # validation split (used to keep the epoch with the lowest validation loss) receives the
-# training fold's subject IDs through scikit-learn's metadata routing, so no subject is on
-# both sides of any split.
+# training fold's subject IDs, so no subject is on both sides of any split. With
+# ``scheduler=`` the fits run on a Dask cluster, and with ``results_dir=`` a rerun after
+# a kill fits only what is missing (see the "Scaling out" page).
 from sklearn.model_selection import GroupKFold
 
 from sklearn_corrloss.classifier import CorrLossClassifier
@@ -75,7 +76,8 @@ plot_loss_curves(result.curves, axes=axes)
 # %%
 # The same with GridSearchCV
 # --------------------------
-# ``search_rho`` is a thin layer over scikit-learn. By hand, with metadata routing so that
+# ``search_rho`` runs its (rho, fold) fits itself so that each can be stored and reused;
+# the search it runs is the same as this ``GridSearchCV``, with metadata routing so that
 # the inner validation split sees the subject IDs as well::
 #
 #     import sklearn

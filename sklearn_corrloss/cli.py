@@ -464,6 +464,25 @@ def _experiment_inputs(args):
     return estimator, crop, balancer
 
 
+def _run_options(args, verbose: int) -> dict:
+    """Keyword arguments every experiment function takes from the command line."""
+    return {
+        "n_jobs": args.n_jobs,
+        "scheduler": args.client,
+        "results_dir": args.output / FITS,
+        "random_state": args.seed,
+        "verbose": 0 if args.quiet else verbose,
+    }
+
+
+def _finish(args, tables: dict[str, pd.DataFrame], summary: pd.DataFrame, message: str) -> int:
+    """Write the tables, print the summary and where the output went."""
+    _write_tables(args.output, tables)
+    _print_table(summary)
+    print(message)
+    return 0
+
+
 def _cmd_search(args) -> int:
     outside = [rho for rho in args.rhos if not 0.0 <= rho <= 1.0]
     if outside:  # refused before any data is read or any fit runs
@@ -480,26 +499,22 @@ def _cmd_search(args) -> int:
         rhos=args.rhos,
         cv=args.folds,
         balancer=balancer,
-        n_jobs=args.n_jobs,
-        scheduler=args.client,
-        results_dir=args.output / FITS,
-        random_state=args.seed,
-        verbose=0 if args.quiet else 2,
+        **_run_options(args, verbose=2),
     )
-    _write_tables(
-        args.output,
-        {"rho_search": result.summary, "rho_search_folds": result.scores,
-         "loss_curves": result.curves, "per_au": result.per_au},
-    )  # fmt: skip
     figures = args.output / "figures"
     with atomic_output(figures / "rho_curve.png") as tmp:
         plot_rho_curve(result.scores).savefig(tmp, dpi=110)
     if len(result.curves):
         with atomic_output(figures / "loss_curves.png") as tmp:
             plot_loss_curves(result.curves).savefig(tmp, dpi=110)
-    _print_table(result.summary)
-    print(f"Best rho: {result.best_rho:g}. Tables and figures in {args.output}")
-    return 0
+    tables = {
+        "rho_search": result.summary,
+        "rho_search_folds": result.scores,
+        "loss_curves": result.curves,
+        "per_au": result.per_au,
+    }
+    message = f"Best rho: {result.best_rho:g}. Tables and figures in {args.output}"
+    return _finish(args, tables, result.summary, message)
 
 
 def _positive_rho(estimator, command: str) -> float:
@@ -526,20 +541,14 @@ def _cmd_cross_dataset(args) -> int:
         balancer=balancer,
         select_threshold=args.select_threshold,
         cv=args.folds,
-        n_jobs=args.n_jobs,
-        scheduler=args.client,
-        results_dir=args.output / FITS,
-        random_state=args.seed,
-        verbose=0 if args.quiet else 5,
+        **_run_options(args, verbose=5),
     )
-    _write_tables(
-        args.output,
-        {"cross_dataset": result.summary, "cross_dataset_folds": result.scores,
-         "per_au": result.per_au},
-    )  # fmt: skip
-    _print_table(result.summary)
-    print(f"Tables in {args.output}")
-    return 0
+    tables = {
+        "cross_dataset": result.summary,
+        "cross_dataset_folds": result.scores,
+        "per_au": result.per_au,
+    }
+    return _finish(args, tables, result.summary, f"Tables in {args.output}")
 
 
 def _cmd_calibrate(args) -> int:
@@ -558,20 +567,14 @@ def _cmd_calibrate(args) -> int:
         rhos=(0.0, rho),
         epochs=args.calibration_epochs,
         held_out_tasks=args.tasks,
-        n_jobs=args.n_jobs,
-        scheduler=args.client,
-        results_dir=args.output / FITS,
-        random_state=args.seed,
-        verbose=0 if args.quiet else 5,
+        **_run_options(args, verbose=5),
     )
-    _write_tables(
-        args.output,
-        {"calibration": result.summary, "calibration_stages": result.scores,
-         "per_au": result.per_au},
-    )  # fmt: skip
-    _print_table(result.summary)
-    print(f"Tables in {args.output}")
-    return 0
+    tables = {
+        "calibration": result.summary,
+        "calibration_stages": result.scores,
+        "per_au": result.per_au,
+    }
+    return _finish(args, tables, result.summary, f"Tables in {args.output}")
 
 
 def _cmd_manifest(args) -> int:

@@ -258,6 +258,27 @@ def _store(results_dir) -> ResultStore | None:
     return None if results_dir is None else ResultStore(results_dir)
 
 
+def _checked_data(X, Y, groups) -> tuple[pd.DataFrame, np.ndarray]:
+    """Labels as a DataFrame and groups as an array, both checked against ``X``."""
+    Y = _label_frame(Y)
+    _check_same_length(X, Y)
+    return Y, _check_groups(groups, len(Y))
+
+
+def _cv_setup(estimator, X, Y, groups, random_state, scoring, results_dir) -> tuple:
+    """What :func:`search_rho` and :func:`within_dataset_cv` start from.
+
+    ``(Y, groups, rng, estimator, scorer, store)``: checked data, the random generator
+    the folds and seeds are drawn from, the estimator with its seed, the fold scorer and
+    the result store (or None).
+    """
+    Y, groups = _checked_data(X, Y, groups)
+    rng = _rng(random_state)
+    estimator = _with_params(estimator, random_state=_seed(rng))
+    scorer = _FoldScorer(list(Y.columns), _n_epochs(estimator), scoring)
+    return Y, groups, rng, estimator, scorer, _store(results_dir)
+
+
 def _data_key(store, X, Y: pd.DataFrame, groups) -> str | None:
     """Content hash of a data set for result keys (only computed when results are stored)."""
     if store is None:
@@ -471,14 +492,10 @@ def search_rho(
     >>> sorted(result.curves.columns)
     ['epoch', 'fold', 'rho', 'train_loss']
     """
-    Y = _label_frame(Y)
-    _check_same_length(X, Y)
-    groups = _check_groups(groups, len(Y))
-    rng = _rng(random_state)
-    estimator = _with_params(estimator, random_state=_seed(rng))
+    Y, groups, rng, estimator, scorer, store = _cv_setup(
+        estimator, X, Y, groups, random_state, scoring, results_dir
+    )
     splits = _splits(cv, Y, groups, balancer, rng)
-    scorer = _FoldScorer(list(Y.columns), _n_epochs(estimator), scoring)
-    store = _store(results_dir)
     jobs = _cv_jobs(
         estimator,
         X,
@@ -577,13 +594,9 @@ def within_dataset_cv(
     0     False  0.0001  3
     1     False  1.0000  3
     """
-    Y = _label_frame(Y)
-    _check_same_length(X, Y)
-    groups = _check_groups(groups, len(Y))
-    rng = _rng(random_state)
-    estimator = _with_params(estimator, random_state=_seed(rng))
-    scorer = _FoldScorer(list(Y.columns), _n_epochs(estimator), scoring)
-    store = _store(results_dir)
+    Y, groups, rng, estimator, scorer, store = _cv_setup(
+        estimator, X, Y, groups, random_state, scoring, results_dir
+    )
     data = _data_key(store, X, Y, groups)
     jobs = []
     for balanced in [False, True] if balancer is not None else [False]:
@@ -924,9 +937,7 @@ def calibrate(
     2   T2  0.0001
     3   T2  1.0000
     """
-    Y = _label_frame(Y)
-    _check_same_length(X, Y)
-    groups = _check_groups(groups, len(Y))
+    Y, groups = _checked_data(X, Y, groups)
     tasks = np.asarray(tasks)
     if tasks.shape != (len(Y),):
         raise ValueError(f"tasks must have shape ({len(Y)},), got {tasks.shape}.")

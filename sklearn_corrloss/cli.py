@@ -74,6 +74,9 @@ ESTIMATOR_KEYS = (
     "clip_value",
     "train_split",
     "device",
+    "precision",
+    "cache_dir",
+    "cache_dtype",
     "random_state",
 )
 #: Face-crop settings a TOML ``[face_crop]`` table or the flags may set.
@@ -303,8 +306,6 @@ def _cmd_train(args) -> int:
     config = _config(args)
     params = _estimator_params(args, config)
     checkpoint_dir = _checkpoint_dir(args)
-    if args.feature_cache is not None:
-        params["cache_dir"] = os.fspath(args.feature_cache)
     model = CorrLossAUClassifier(
         **params,
         checkpoint_dir=None if checkpoint_dir is None else os.fspath(checkpoint_dir),
@@ -645,6 +646,13 @@ def _add_model_options(parser) -> None:
     group.add_argument("--valid-size", dest="train_split", type=float, default=s,
                        help="subject-wise validation fraction (default 0.2; 0: none)")  # fmt: skip
     group.add_argument("--device", default=s, help="cpu (default) or cuda")
+    group.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default=s,
+                       help="mixed precision on a GPU (default fp32)")  # fmt: skip
+    group.add_argument("--feature-cache", dest="cache_dir", type=str, default=s, metavar="DIR",
+                       help="keep the frozen trunk's features here (default: in memory), "
+                       "reused by later and resumed runs")  # fmt: skip
+    group.add_argument("--cache-dtype", choices=("float32", "float16"), default=s,
+                       help="storage type of cached features (default float32)")  # fmt: skip
     group.add_argument("--aus", nargs="+", metavar="AU", help="train on these AU columns only")
     group.add_argument("--select-threshold", type=float, metavar="R",
                        help="keep AUs with |r| >= R to another AU (the paper: 0.4)")  # fmt: skip
@@ -696,16 +704,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("-o", "--output", type=Path, required=True, metavar="MODEL",
                        help="model file to write (.zip)")  # fmt: skip
     _add_model_options(train)
-    resume = train.add_argument_group("checkpoints and caches (resuming a killed run)")
+    resume = train.add_argument_group("checkpoints (resuming a killed run)")
     resume.add_argument("--checkpoint-dir", type=Path, metavar="DIR",
                         help="write a checkpoint after every epoch here (must be empty "
                         "without --resume)")  # fmt: skip
     resume.add_argument("--resume", action="store_true",
                         help="continue from the last checkpoint in --checkpoint-dir (default "
                         "MODEL.checkpoints); without one, train from scratch")  # fmt: skip
-    resume.add_argument("--feature-cache", type=Path, metavar="DIR",
-                        help="keep the frozen trunk's features here, reused by later and "
-                        "resumed runs")  # fmt: skip
     _add_common(train)
     train.set_defaults(handler=_cmd_train)
 

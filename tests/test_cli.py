@@ -256,3 +256,20 @@ def test_demo_writes_the_report_folder(tmp_path, capsys, monkeypatch):
     expected = f"{row['macro_f1_mean']:.3f} ± {row['macro_f1_std']:.3f}"
     assert summary.loc[0, "ours rho = 0"] == expected
     assert expected in out and expected in text
+
+
+def test_experiment_commands_share_a_feature_cache_folder(tmp_path, capsys):
+    cache = tmp_path / "features"
+    common = ["--folds", "2", *SYNTHETIC, *TINY_MODEL, "--feature-cache", cache,
+              "--cache-dtype", "float16"]  # fmt: skip
+    status, _, _ = run(capsys, "search", "synthetic:lab", "--rhos", "0", "0.5",
+                       "-o", tmp_path / "first", *common)  # fmt: skip
+    assert status == 0
+    parts = sorted(cache.rglob("*.npy"))
+    assert parts, "the trunk features were not written to --feature-cache"
+    stamps = {part: part.stat().st_mtime_ns for part in parts}
+    status, _, _ = run(capsys, "search", "synthetic:lab", "--rhos", "0.2",
+                       "-o", tmp_path / "second", *common)  # fmt: skip
+    assert status == 0
+    assert sorted(cache.rglob("*.npy")) == parts  # same images, same trunk: nothing new
+    assert {part: part.stat().st_mtime_ns for part in parts} == stamps

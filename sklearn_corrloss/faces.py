@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
 import re
 import sys
-import tempfile
 from numbers import Integral, Real
 from pathlib import Path
 from typing import ClassVar
@@ -20,6 +18,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 from tqdm.auto import tqdm
 
+from ._atomic import atomic_output
 from .face_detectors import DETECTORS, DetectorSpec, borrow_detector, resolve_detector
 
 __all__ = ["FaceCropTransformer", "NoFaceError"]
@@ -214,16 +213,8 @@ def _write_png_atomic(target: Path, image_bgr: np.ndarray) -> None:
     ok, encoded = cv2.imencode(".png", image_bgr)
     if not ok:
         raise OSError(f"OpenCV could not encode a PNG for {target}.")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(encoded.tobytes())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    with atomic_output(target) as tmp:
+        tmp.write_bytes(encoded.tobytes())
 
 
 class FaceCropTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):

@@ -30,7 +30,7 @@ def test_extracts_every_frame_in_order(video, tmp_path):
     assert all(image.shape == (12, 16, 3) for image in images)
     means = np.array([image.mean() for image in images])
     np.testing.assert_allclose(means, VALUES, atol=8)  # MJPG is lossy
-    assert not list((tmp_path / "out").glob(".*.part"))
+    assert not list((tmp_path / "out").glob(".*.tmp*"))  # no temporary files left behind
 
 
 def test_numbering_and_format_options(video, tmp_path):

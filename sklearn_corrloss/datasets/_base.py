@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .._atomic import atomic_output
 from .au_names import au_number, is_au_name, normalize_au_name
 
 __all__ = ["AUDataset", "DatasetLayoutError"]
@@ -319,7 +320,8 @@ class AUDataset:
         Parameters
         ----------
         path : str or Path
-            CSV file to write (parent folders are created).
+            CSV file to write (parent folders are created). It is written atomically:
+            after an error an existing file keeps its content.
         relative_to : str or Path, optional
             Write image paths relative to this folder (e.g. the CSV's folder, for a data
             set that moves with its manifest). Default: paths as stored (absolute for
@@ -335,8 +337,8 @@ class AUDataset:
         if relative_to is not None:
             base = Path(relative_to).resolve()
             table[PATH] = [os.path.relpath(Path(p).resolve(), base) for p in self.paths]
-        path.parent.mkdir(parents=True, exist_ok=True)
-        table.to_csv(path, index=False, float_format="%g")
+        with atomic_output(path) as tmp:
+            table.to_csv(tmp, index=False, float_format="%g")
         return path
 
     @classmethod

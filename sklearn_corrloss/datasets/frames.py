@@ -10,11 +10,12 @@ small marker so that the next call returns at once without decoding the video.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import cv2
 from tqdm.auto import tqdm
+
+from .._atomic import atomic_output
 
 __all__ = ["extract_frames"]
 
@@ -133,7 +134,8 @@ def extract_frames(
     if not paths:
         raise ValueError(f"OpenCV decoded no frame from {video} (unsupported codec?).")
     marker = {**stamp, "files": [p.name for p in paths]}
-    (out_dir / _MARKER).write_text(json.dumps(marker), encoding="utf-8")
+    with atomic_output(out_dir / _MARKER) as tmp:
+        tmp.write_text(json.dumps(marker), encoding="utf-8")
     return paths
 
 
@@ -141,6 +143,5 @@ def _write_image(path: Path, frame, ext: str) -> None:
     ok, buffer = cv2.imencode(ext, frame)
     if not ok:
         raise ValueError(f"OpenCV could not encode a frame as {ext} for {path}.")
-    temporary = path.with_name(f".{path.name}.part")
-    temporary.write_bytes(buffer.tobytes())
-    os.replace(temporary, path)
+    with atomic_output(path) as temporary:
+        temporary.write_bytes(buffer.tobytes())

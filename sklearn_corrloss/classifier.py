@@ -416,6 +416,13 @@ class MultiLabelNet(ClassifierMixin, NeuralNet):
         if "callbacks" in kwargs and not self.initialized_:
             # Before fit a plain parameter (skorch would build the callbacks right away).
             self.callbacks = kwargs.pop("callbacks")
+        if "rho" in kwargs and self.initialized_:
+            # Checked before anything is stored: a fitted model keeps its valid rho.
+            validate_parameter_constraints(
+                {"rho": self._parameter_constraints["rho"]},
+                {"rho": kwargs["rho"]},
+                caller_name=type(self).__name__,
+            )
         super().set_params(**kwargs)
         if "rho" in kwargs and self.initialized_:
             self._sync_criterion()

@@ -194,6 +194,14 @@ def test_partial_fit_continues_the_same_network(tabular):
     assert clf.score(X, Y) > score - 0.1
 
 
+def test_set_params_refuses_a_bad_rho_on_a_fitted_model_and_keeps_the_old_one(tabular):
+    X, Y, _ = tabular
+    clf = fast_classifier(max_epochs=1, rho=0.3).fit(X, Y)
+    with pytest.raises(ValueError, match="'rho' parameter"):
+        clf.set_params(rho=1.5)
+    assert clf.rho == 0.3 and clf.criterion_.rho == 0.3
+
+
 def test_set_params_rho_reaches_the_criterion_only(tabular):
     X, Y, _ = tabular
     clf = fast_classifier(max_epochs=2).fit(X, Y)

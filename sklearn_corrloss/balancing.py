@@ -322,9 +322,17 @@ class MultiLabelBalancer(BaseSampler):
     def fit(self, X, Y):
         """Compute the copies of every sample; see :meth:`fit_resample`.
 
+        Parameters
+        ----------
+        X : array-like, DataFrame, sparse matrix or list of shape (n_samples, ...)
+            Samples; only indexed, never read.
+        Y : array-like or DataFrame of shape (n_samples, n_labels)
+            Binary labels (0/1, bool); NaN or ``pd.NA`` marks an unknown label.
+
         Returns
         -------
         self : MultiLabelBalancer
+            The fitted balancer (``sample_indices_`` set).
         """
         self.fit_resample(X, Y)
         return self

@@ -482,10 +482,28 @@ class EpochCheckpoint(Checkpoint):
         return getattr(net, "_checkpoint_run", None)
 
     def on_epoch_end(self, net, **kwargs):
+        """Save the epoch's checkpoint when ``fit`` runs with ``checkpoint_dir``.
+
+        Parameters
+        ----------
+        net : MultiLabelNet
+            The net being trained.
+        **kwargs
+            Further arguments of skorch's callback hook (ignored).
+        """
         if self._run(net) is not None:
             self.save_model(net)
 
     def on_train_end(self, net, **kwargs):
+        """Write ``finished.json`` (epochs run and ``max_epochs``) when ``fit`` checkpoints.
+
+        Parameters
+        ----------
+        net : MultiLabelNet
+            The trained net.
+        **kwargs
+            Further arguments of skorch's callback hook (ignored).
+        """
         run = self._run(net)
         if run is None or not len(net.history):
             return
@@ -493,7 +511,13 @@ class EpochCheckpoint(Checkpoint):
         _write_json_atomic(Path(run["directory"]) / _FINISHED, marker)
 
     def save_model(self, net):
-        """Write the checkpoint of the epoch that just ended (see the class description)."""
+        """Write the checkpoint of the epoch that just ended (see the class description).
+
+        Parameters
+        ----------
+        net : MultiLabelNet
+            The net being trained, in a ``fit`` with ``checkpoint_dir``.
+        """
         run = self._run(net)
         directory = Path(run["directory"])
         epoch = len(net.history)

@@ -116,6 +116,7 @@ class GroupValidSplit:
     valid_size : float in (0, 1), default=0.2
         Fraction of groups (or of samples, without groups) held out for validation.
     random_state : int, RandomState instance or None, default=None
+        Seed of the shuffled split.
 
     Examples
     --------
@@ -135,6 +136,22 @@ class GroupValidSplit:
         return f"GroupValidSplit({self.valid_size!r}, random_state={self.random_state!r})"
 
     def __call__(self, dataset, y=None, groups=None):
+        """Split ``dataset`` into a training and a validation part.
+
+        Parameters
+        ----------
+        dataset : sized dataset
+            Anything with ``len`` that :class:`torch.utils.data.Subset` can index.
+        y : array-like or None, default=None
+            Ignored; accepted for skorch's ``train_split`` convention.
+        groups : array-like of shape (n_samples,) or None, default=None
+            Group (subject) of each sample; None splits the samples at random.
+
+        Returns
+        -------
+        dataset_train, dataset_valid : torch.utils.data.Subset
+            The two parts of ``dataset``; with ``groups``, no group is in both.
+        """
         n_samples = len(dataset)
         if not 0.0 < float(self.valid_size) < 1.0:
             raise ValueError(f"valid_size must lie in (0, 1), got {self.valid_size!r}.")
@@ -206,11 +223,29 @@ class RestoreBestWeights(Callback):
         self.lower_is_better = lower_is_better
 
     def on_train_begin(self, net, **kwargs):
+        """Forget the best score, epoch and weights of an earlier training call.
+
+        Parameters
+        ----------
+        net : skorch.NeuralNet
+            The net being trained.
+        **kwargs
+            Further arguments of skorch's callback hook (ignored).
+        """
         self.best_score_ = math.inf if self.lower_is_better else -math.inf
         self.best_epoch_ = None
         self._best_state = None
 
     def on_epoch_end(self, net, **kwargs):
+        """Copy the module weights (to the CPU) when ``monitor`` improved this epoch.
+
+        Parameters
+        ----------
+        net : skorch.NeuralNet
+            The net being trained; its history's last row holds ``monitor``.
+        **kwargs
+            Further arguments of skorch's callback hook (ignored).
+        """
         score = net.history[-1].get(self.monitor)
         if score is None or not math.isfinite(score):
             return
@@ -223,6 +258,15 @@ class RestoreBestWeights(Callback):
             }
 
     def on_train_end(self, net, **kwargs):
+        """Load the best epoch's weights into ``net.module_`` (if not the last) and drop the copy.
+
+        Parameters
+        ----------
+        net : skorch.NeuralNet
+            The trained net.
+        **kwargs
+            Further arguments of skorch's callback hook (ignored).
+        """
         state, self._best_state = getattr(self, "_best_state", None), None
         if state is not None and len(net.history) and self.best_epoch_ != net.history[-1, "epoch"]:
             net.module_.load_state_dict(state)
@@ -235,7 +279,14 @@ class RestoreBestWeights(Callback):
         return state
 
     def checkpoint_state(self) -> dict:
-        """The best score, epoch and weights so far (for an epoch checkpoint)."""
+        """The best score, epoch and weights so far (for an epoch checkpoint).
+
+        Returns
+        -------
+        dict
+            ``best_score`` (float), ``best_epoch`` (int or None) and ``best_state``
+            (the module's state dict on the CPU, or None).
+        """
         return {
             "best_score": float(self.best_score_),
             "best_epoch": self.best_epoch_,
@@ -243,7 +294,13 @@ class RestoreBestWeights(Callback):
         }
 
     def load_checkpoint_state(self, state: dict) -> None:
-        """Continue from :meth:`checkpoint_state` (a resumed ``fit``)."""
+        """Continue from :meth:`checkpoint_state` (a resumed ``fit``).
+
+        Parameters
+        ----------
+        state : dict
+            A dict returned by :meth:`checkpoint_state`.
+        """
         self.best_score_ = float(state["best_score"])
         self.best_epoch_ = state["best_epoch"]
         self._best_state = state["best_state"]
@@ -323,6 +380,18 @@ class MultiLabelNet(ClassifierMixin, NeuralNet):
 
     Subclasses define ``__init__`` (keyword-only parameters, stored as is), the input
     check :meth:`_check_X`, :meth:`_build_module` and, if needed, :meth:`get_dataset`.
+
+    Parameters
+    ----------
+    module, criterion, optimizer, lr, max_epochs, batch_size, iterator_train, \
+iterator_valid, dataset, train_split, callbacks, predict_nonlinearity, warm_start, verbose, \
+device, compile, use_caching, torch_load_kwargs, **kwargs
+        The constructor of :class:`skorch.NeuralNet`, inherited unchanged: this base class
+        is not instantiated itself (``fit`` needs the subclass hooks). Subclasses define
+        their own keyword-only parameters (see :class:`CorrLossClassifier`); ``module``,
+        ``criterion``, ``iterator_train``, ``iterator_valid``, ``dataset``, ``compile``,
+        ``use_caching``, ``torch_load_kwargs`` and ``predict_nonlinearity`` are fixed
+        class attributes here.
 
     Notes
     -----
@@ -409,6 +478,12 @@ class MultiLabelNet(ClassifierMixin, NeuralNet):
     def set_params(self, **kwargs):
         """Set parameters; a new ``rho`` reaches the criterion at once, the module is kept.
 
+        Parameters
+        ----------
+        **kwargs
+            Parameter names and values, including skorch's routed ones such as
+            ``optimizer__weight_decay``.
+
         Returns
         -------
         self
@@ -442,6 +517,11 @@ class MultiLabelNet(ClassifierMixin, NeuralNet):
         """Metadata routing: ``groups`` is consumed by ``fit``/``partial_fit`` themselves.
 
         Request it with ``set_fit_request(groups=True)`` (metadata routing enabled).
+
+        Returns
+        -------
+        sklearn.utils.metadata_routing.MetadataRequest
+            The estimator's metadata requests.
         """
         # The net routes groups to its own split; it is a plain consumer for sklearn.
         return BaseEstimator.get_metadata_routing(self)
@@ -631,12 +711,24 @@ class MultiLabelNet(ClassifierMixin, NeuralNet):
         ]
 
     def initialize_module(self):
-        """Build the network from the parameters and the fitted data shape."""
+        """Build the network from the parameters and the fitted data shape.
+
+        Returns
+        -------
+        self
+            The net, with the new network in ``module_``.
+        """
         self.module_ = self._build_module()
         return self
 
     def initialize_criterion(self):
-        """``CorrBCELoss(rho=self.rho, **criterion__params)``."""
+        """``CorrBCELoss(rho=self.rho, **criterion__params)``.
+
+        Returns
+        -------
+        self
+            The net, with the new loss in ``criterion_``.
+        """
         self.criterion_ = CorrBCELoss(rho=float(self.rho), **self.get_params_for("criterion"))
         return self
 
@@ -850,6 +942,22 @@ class MultiLabelNet(ClassifierMixin, NeuralNet):
         ``train_split``: a float uses :class:`GroupValidSplit` (seeded from
         ``random_state``); None trains on everything (no model selection); any other
         callable follows skorch's convention ``split(dataset, y, groups=...)``.
+
+        Parameters
+        ----------
+        X : array-like or torch Dataset
+            Training inputs, as passed to ``fit``.
+        y : array-like or None, default=None
+            Encoded targets.
+        groups : array-like of shape (n_samples,) or None, default=None
+            Group (subject) of each sample, passed to the split only.
+
+        Returns
+        -------
+        dataset_train : torch Dataset
+            The training part (wrapped by the subclass, e.g. with augmentation).
+        dataset_valid : torch Dataset or None
+            The validation part; None when ``train_split`` is None.
         """
         dataset = self.get_dataset(X, y)
         split = self.train_split
@@ -863,7 +971,20 @@ class MultiLabelNet(ClassifierMixin, NeuralNet):
         return self._training_dataset(dataset_train), dataset_valid
 
     def get_iterator(self, dataset, training=False):
-        """A DataLoader; training batches are shuffled unless ``iterator_train__shuffle``."""
+        """A DataLoader; training batches are shuffled unless ``iterator_train__shuffle``.
+
+        Parameters
+        ----------
+        dataset : torch Dataset
+            The data to iterate over.
+        training : bool, default=False
+            Use ``iterator_train`` and its parameters (else ``iterator_valid``).
+
+        Returns
+        -------
+        torch.utils.data.DataLoader
+            Batches of ``batch_size`` (``-1``: the whole dataset in one batch).
+        """
         prefix = "iterator_train" if training else "iterator_valid"
         kwargs = self.get_params_for(prefix)
         kwargs.setdefault("batch_size", self.batch_size)
@@ -880,7 +1001,25 @@ class MultiLabelNet(ClassifierMixin, NeuralNet):
         return kwargs
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
-        """CorrBCE loss of a batch; records its BCE and CorrLoss parts in the history."""
+        """CorrBCE loss of a batch; records its BCE and CorrLoss parts in the history.
+
+        Parameters
+        ----------
+        y_pred : torch.Tensor of shape (batch_size, n_labels)
+            Logits of the module.
+        y_true : torch.Tensor of shape (batch_size, n_labels)
+            Encoded targets (NaN for unknown labels).
+        X : object, default=None
+            The input batch (unused by the loss).
+        training : bool, default=False
+            Whether the batch is a training batch (history keys ``train_*``, else
+            ``valid_*``).
+
+        Returns
+        -------
+        torch.Tensor
+            The scalar loss.
+        """
         loss = super().get_loss(y_pred, y_true, X=X, training=training)
         history = self.history_
         if history and history[-1]["batches"]:
@@ -890,7 +1029,21 @@ class MultiLabelNet(ClassifierMixin, NeuralNet):
         return loss
 
     def on_grad_computed(self, net, named_parameters, batch=None, training=False, **kwargs):
-        """Clip gradients by value (``clip_value``), as in the paper."""
+        """Clip gradients by value (``clip_value``), as in the paper.
+
+        Parameters
+        ----------
+        net : skorch.NeuralNet
+            The net itself (skorch's hook convention).
+        named_parameters : iterable of (str, torch.nn.Parameter)
+            The learnable parameters, with gradients computed.
+        batch : object, default=None
+            The current batch (unused).
+        training : bool, default=False
+            Whether this is a training step (unused).
+        **kwargs
+            Further arguments of skorch's hook (ignored).
+        """
         if self.clip_value is not None:
             torch.nn.utils.clip_grad_value_([p for _, p in named_parameters], self.clip_value)
 
@@ -950,9 +1103,19 @@ class MultiLabelNet(ClassifierMixin, NeuralNet):
 
         For a 1-D target: :func:`sklearn.metrics.f1_score` with ``average="macro"``.
 
+        Parameters
+        ----------
+        X : array-like
+            Inputs.
+        y : array-like of shape (n_samples, n_labels) or (n_samples,)
+            True labels (NaN: unknown, ignored).
+        sample_weight : array-like of shape (n_samples,) or None, default=None
+            Sample weights; only for a 1-D target (a ValueError for label matrices).
+
         Returns
         -------
         float
+            The macro F1 score.
         """
         prediction = self.predict(X)
         if self.target_type_ == "multilabel-indicator":
@@ -1170,8 +1333,8 @@ class CorrLossAUClassifier(MultiLabelNet):
         Mixed precision: the network runs under :func:`torch.autocast` with bfloat16 or
         float16 (float16 training uses a gradient scaler); the loss is always computed
         in float32. Meant for GPUs; on a CPU it works but is rarely faster.
-    hidden_units, dropout, lr, batch_size, clip_value, optimizer, train_split, callbacks, \
-warm_start, verbose, device, random_state, checkpoint_dir, resume, **kwargs
+    hidden_units, dropout, lr, batch_size, max_epochs, clip_value, optimizer, train_split, \
+callbacks, warm_start, verbose, device, random_state, checkpoint_dir, resume, **kwargs
         As in :class:`CorrLossClassifier`; ``max_epochs`` defaults to 20.
         ``iterator_train__num_workers=4`` (and ``iterator_valid__num_workers``) read
         images in parallel worker processes. With ``device="cuda"`` the network and the
@@ -1309,6 +1472,18 @@ warm_start, verbose, device, random_state, checkpoint_dir, resume, **kwargs
         the feature cache is valid (see ``feature_cache``), a
         :class:`~sklearn_corrloss.feature_cache.CachedFeatures` over the stored trunk
         output, computed here for images not stored yet. ``y`` given means training.
+
+        Parameters
+        ----------
+        X : array-like of images or paths, or torch Dataset
+            Images as in ``fit``; a Dataset is returned unchanged.
+        y : array-like of shape (n_samples, n_labels) or None, default=None
+            Encoded targets; given for training data.
+
+        Returns
+        -------
+        torch Dataset
+            ``X`` itself, an ``ImageDataset`` or a ``CachedFeatures``.
         """
         if isinstance(X, torch.utils.data.Dataset):
             return X
@@ -1439,19 +1614,49 @@ warm_start, verbose, device, random_state, checkpoint_dir, resume, **kwargs
         return x
 
     def initialize_module(self):
-        """Build the network; channels-last memory format on CUDA."""
+        """Build the network; channels-last memory format on CUDA.
+
+        Returns
+        -------
+        self
+            The net, with the new network in ``module_``.
+        """
         super().initialize_module()
         if self._on_cuda():
             self.module_ = self.module_.to(memory_format=torch.channels_last)
         return self
 
     def initialize_optimizer(self, *args, **kwargs):
-        """The optimizer, and a fresh gradient scaler for ``precision="fp16"``."""
+        """The optimizer, and a fresh gradient scaler for ``precision="fp16"``.
+
+        Parameters
+        ----------
+        *args, **kwargs
+            Passed on to :meth:`skorch.NeuralNet.initialize_optimizer`.
+
+        Returns
+        -------
+        self
+            The net, with the new optimizer in ``optimizer_``.
+        """
         self.grad_scaler_ = None
         return super().initialize_optimizer(*args, **kwargs)
 
     def infer(self, x, **fit_params):
-        """Forward pass of a batch (images or cached features) under ``precision``."""
+        """Forward pass of a batch (images or cached features) under ``precision``.
+
+        Parameters
+        ----------
+        x : torch.Tensor or dict of torch.Tensor
+            The input batch, copied to ``device`` here.
+        **fit_params
+            Further arguments of the module's ``forward``.
+
+        Returns
+        -------
+        torch.Tensor of shape (batch_size, n_labels)
+            The logits, in float32.
+        """
         x = self._to_device(x)
         dtype = self._autocast_dtype()
         device_type = torch.device(self.device).type if self.device is not None else "cpu"
@@ -1460,11 +1665,41 @@ warm_start, verbose, device, random_state, checkpoint_dir, resume, **kwargs
         return y_pred.float() if dtype is not None else y_pred  # logits leave in float32
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
-        """The CorrBCE loss, always in float32 (labels copied without blocking)."""
+        """The CorrBCE loss, always in float32 (labels copied without blocking).
+
+        Parameters
+        ----------
+        y_pred : torch.Tensor of shape (batch_size, n_labels)
+            Logits of the module.
+        y_true : torch.Tensor of shape (batch_size, n_labels)
+            Encoded targets (NaN for unknown labels), copied to ``device`` here.
+        X : object, default=None
+            The input batch (unused by the loss).
+        training : bool, default=False
+            Whether the batch is a training batch.
+
+        Returns
+        -------
+        torch.Tensor
+            The scalar loss.
+        """
         return super().get_loss(y_pred, self._to_device(y_true), X=X, training=training)
 
     def train_step(self, batch, **fit_params):
-        """One optimisation step; with ``precision="fp16"`` through a gradient scaler."""
+        """One optimisation step; with ``precision="fp16"`` through a gradient scaler.
+
+        Parameters
+        ----------
+        batch : tuple
+            The input batch and its targets.
+        **fit_params
+            Further arguments of the module's ``forward``.
+
+        Returns
+        -------
+        dict
+            ``loss`` (the scalar loss tensor) and ``y_pred`` (the logits).
+        """
         if self.precision != "fp16":
             return super().train_step(batch, **fit_params)
         scaler = getattr(self, "grad_scaler_", None)

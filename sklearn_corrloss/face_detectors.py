@@ -107,20 +107,40 @@ class DetectorSpec:
     function: Callable | None = None
 
     def describe(self) -> str:
-        """One line for logs: backend and model file."""
+        """One line for logs: backend and model file.
+
+        Returns
+        -------
+        str
+            For example ``"haar (haarcascade_frontalface_default.xml, from ...)"``.
+        """
         if self.name == "callable":
             return f"callable {_qualified_name(self.function)}"
         return f"{self.name} ({self.files[-1]}, from {self.source})"
 
     def cache_token(self) -> str:
-        """What identifies the detector's output for the crop cache (not its location)."""
+        """What identifies the detector's output for the crop cache (not its location).
+
+        Returns
+        -------
+        str
+            The backend with each model file's name and size, or the callable's
+            qualified name.
+        """
         if self.name == "callable":
             return f"callable:{_qualified_name(self.function)}"
         parts = [f"{path.name}:{path.stat().st_size}" for path in self.files]
         return f"{self.name}:{','.join(parts)}"
 
     def build(self):
-        """A new backend instance (loads the network)."""
+        """A new backend instance (loads the network).
+
+        Returns
+        -------
+        Res10Detector, YuNetDetector, HaarDetector or CallableDetector
+            Called as ``detector(images, confidence)``, it returns one (K, 5) array of
+            boxes per image.
+        """
         if self.name == "res10":
             return Res10Detector(*self.files)
         if self.name == "yunet":
@@ -400,6 +420,16 @@ def borrow_detector(spec: DetectorSpec):
     its own; networks return to the pool afterwards and are reused by later calls and other
     threads (joblib starts new threads for every ``Parallel`` call). The pool holds as many
     networks per spec as were ever used at once, for the last few specs.
+
+    Parameters
+    ----------
+    spec : DetectorSpec
+        The detector to lend (from :func:`resolve_detector`).
+
+    Yields
+    ------
+    detector : callable
+        The backend (see :meth:`DetectorSpec.build`), for the ``with`` block only.
 
     Examples
     --------

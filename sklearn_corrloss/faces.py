@@ -29,6 +29,15 @@ _CACHE_FORMAT = 1  # bump when the crop geometry changes, to invalidate old cach
 class NoFaceError(ValueError):
     """No face was found in some images and ``on_missing="error"``.
 
+    Parameters
+    ----------
+    message : str
+        The error message.
+    indices : iterable of int
+        Positions of the offending images in ``X``.
+    names : iterable of str
+        Their file paths, or ``"X[i]"`` for arrays.
+
     Attributes
     ----------
     indices : list of int

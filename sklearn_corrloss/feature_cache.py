@@ -483,6 +483,24 @@ class FeatureCache:
 
         An absent store is created, or with ``create=False`` None is returned (a folder
         on disk written by another process counts as present).
+
+        Parameters
+        ----------
+        key : str
+            The trunk key (from :func:`trunk_key`).
+        description : dict
+            What the key stands for (from :func:`trunk_key`); must hold ``dtype``, the
+            storage dtype of the features.
+        cache_dir : str, path or None, default=None
+            None: a store in memory; a folder: a store on disk in ``cache_dir/key``.
+        create : bool, default=True
+            Create the store when it is absent.
+
+        Returns
+        -------
+        store or None
+            The store (used by :func:`fill` and :class:`CachedFeatures`), or None when
+            it is absent and ``create=False``.
         """
         location = None if cache_dir is None else os.path.realpath(os.fspath(cache_dir))
         with self._lock:
@@ -500,7 +518,13 @@ class FeatureCache:
             return store
 
     def memory_bytes(self) -> int:
-        """Bytes of features held in memory."""
+        """Bytes of features held in memory.
+
+        Returns
+        -------
+        int
+            The total over the in-memory stores (disk stores do not count).
+        """
         with self._lock:
             return sum(s.nbytes for s in self._stores.values() if s.location == "memory")
 
@@ -509,6 +533,18 @@ class FeatureCache:
 
         Disk stores always fit. For memory, other stores are dropped, least recently
         used first, until the total stays within ``max_memory``.
+
+        Parameters
+        ----------
+        store : store
+            A store from :meth:`store`.
+        nbytes : int
+            Bytes about to be added to it.
+
+        Returns
+        -------
+        bool
+            True when the bytes fit (within ``max_memory`` for a memory store).
         """
         if store.location != "memory":
             return True
@@ -530,7 +566,14 @@ class FeatureCache:
 
     def info(self) -> pd.DataFrame:
         """One row per store: location, backbone, last frozen stage, image size, dtype,
-        number of images and bytes."""
+        number of images and bytes.
+
+        Returns
+        -------
+        DataFrame
+            Columns ``location``, ``backbone``, ``trunk_end``, ``image_size``, ``dtype``,
+            ``n_images`` and ``bytes``; least recently used store first.
+        """
         rows = []
         with self._lock:
             for store in self._stores.values():

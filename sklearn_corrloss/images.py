@@ -178,6 +178,16 @@ def check_image_input(X, *, check_files: bool = True):
 def image_to_tensor(image: np.ndarray) -> torch.Tensor:
     """(H, W, 3) or (H, W) ``uint8`` array -> (3, H, W) ``uint8`` tensor.
 
+    Parameters
+    ----------
+    image : ndarray of shape (H, W, 3) or (H, W)
+        An RGB or grayscale image.
+
+    Returns
+    -------
+    torch.Tensor of shape (3, H, W)
+        Channels first; a grayscale image's channel is repeated three times.
+
     Examples
     --------
     >>> image_to_tensor(np.zeros((4, 5), dtype=np.uint8)).shape
@@ -195,6 +205,11 @@ def default_augmentation() -> v2.Compose:
     A small random affine transform (rotation up to 5 degrees, shift up to 5 %, scale
     0.95-1.05), a horizontal flip and a slight change of brightness and contrast, as a
     :mod:`torchvision.transforms.v2` pipeline on ``uint8`` (3, H, W) tensors.
+
+    Returns
+    -------
+    torchvision.transforms.v2.Compose
+        The random transform (a new one per call).
 
     Examples
     --------
@@ -249,7 +264,18 @@ class ImageDataset(Dataset):
         return len(self.X)
 
     def load(self, i: int) -> torch.Tensor:
-        """Image ``i`` as a resized (3, S, S) ``uint8`` tensor, without ``transform``."""
+        """Image ``i`` as a resized (3, S, S) ``uint8`` tensor, without ``transform``.
+
+        Parameters
+        ----------
+        i : int
+            Index of the image.
+
+        Returns
+        -------
+        torch.Tensor of shape (3, image_size, image_size)
+            The RGB image (read from disk for paths).
+        """
         image = read_image(self.X[i]) if self.is_paths else self.X[i]
         tensor = image_to_tensor(image)
         if tuple(tensor.shape[1:]) != (self.image_size, self.image_size):
@@ -269,6 +295,13 @@ class TransformedDataset(Dataset):
 
     Used to augment only the training part of a split (the validation part and
     prediction stay untouched).
+
+    Parameters
+    ----------
+    dataset : torch Dataset
+        Items ``(input, label)``.
+    transform : callable
+        Applied to each ``input``; ``label`` passes unchanged.
 
     Examples
     --------

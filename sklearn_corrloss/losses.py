@@ -281,6 +281,20 @@ class CorrLoss(nn.Module):
         )
 
     def forward(self, y_prob: Tensor, y_true: Tensor) -> Tensor:
+        """CorrLoss of a batch, with the module's ``mask``, ``target`` and ``eps``.
+
+        Parameters
+        ----------
+        y_prob : Tensor of shape (N, U)
+            Predicted probabilities (after the sigmoid).
+        y_true : Tensor of shape (N, U)
+            Binary labels; NaN marks an unknown label.
+
+        Returns
+        -------
+        Tensor
+            Scalar in [0, 2], see :func:`corr_loss`.
+        """
         return corr_loss(y_prob, y_true, mask=self.mask, target=self.target, eps=self.eps)
 
 
@@ -363,6 +377,22 @@ class CorrBCELoss(nn.Module):
         self.last_corr = torch.tensor(float("nan"))
 
     def forward(self, logits: Tensor, y_true: Tensor) -> Tensor:
+        r"""Blended loss of a batch, computed in float32; sets ``last_bce`` and ``last_corr``.
+
+        Parameters
+        ----------
+        logits : Tensor of shape (N, U)
+            Raw network outputs (before the sigmoid).
+        y_true : Tensor of shape (N, U)
+            Binary labels; NaN marks an unknown label, left out of both terms.
+
+        Returns
+        -------
+        Tensor
+            Scalar :math:`(1 - \rho)\,\mathrm{BCE} + \rho\, c / 2`, with the BCE
+            averaged over the known labels (plain BCE when ``rho`` is 0; ``c`` is 0
+            for a single label).
+        """
         _check_matrix(logits, "logits")
         if logits.shape != y_true.shape:
             raise ValueError(

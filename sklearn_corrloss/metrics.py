@@ -22,6 +22,19 @@ __all__ = [
 def label_names(Y, n_labels: int | None = None) -> list[str]:
     """Column names of a label DataFrame, else ``label_0``, ``label_1``, ...
 
+    Parameters
+    ----------
+    Y : DataFrame or array-like of shape (n_samples, n_labels)
+        Label matrix.
+    n_labels : int or None, default=None
+        Number of generic names for a non-DataFrame ``Y``; None: ``Y``'s number of
+        columns.
+
+    Returns
+    -------
+    list of str
+        One name per label.
+
     Examples
     --------
     >>> label_names(np.zeros((2, 3)))
@@ -170,6 +183,19 @@ def au_f1_report(Y_true, Y_pred, *, labels=None) -> pd.DataFrame:
 
 def macro_f1(Y_true, Y_pred) -> float:
     """Macro F1 over labels (paper Eq. 5), ignoring unknown (NaN) labels.
+
+    Parameters
+    ----------
+    Y_true : array-like of shape (n_samples, n_labels)
+        True labels, 0/1 or NaN (unknown, ignored).
+    Y_pred : array-like of shape (n_samples, n_labels)
+        Predicted 0/1 labels.
+
+    Returns
+    -------
+    float
+        The mean of the per-label F1 scores (the ``macro`` row of
+        :func:`au_f1_report`).
 
     Examples
     --------

@@ -97,6 +97,18 @@ class MLPHead(nn.Module):
         self.output = nn.Linear(hidden_units, n_outputs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits of a batch of feature vectors.
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (N, in_features)
+            Feature vectors.
+
+        Returns
+        -------
+        torch.Tensor of shape (N, n_outputs)
+            One logit per label.
+        """
         return self.output(self.dropout(self.activation(self.hidden(x))))
 
 
@@ -121,6 +133,18 @@ class ImageNormalize(nn.Module):
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Scale ``uint8`` input to [0, 1], then standardise each channel.
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (N, 3, H, W)
+            ``uint8`` or [0, 1] float RGB images.
+
+        Returns
+        -------
+        torch.Tensor of shape (N, 3, H, W)
+            ``(x - mean) / std`` in float32.
+        """
         x = x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
         return (x - self.mean) / self.std
 
@@ -160,6 +184,18 @@ class SmallCNN(nn.Module):
         self.flatten = nn.Flatten()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Feature vectors of a batch of images.
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (N, 3, H, W)
+            Float RGB images, H and W at least 16.
+
+        Returns
+        -------
+        torch.Tensor of shape (N, 1024)
+            The flattened 64 x 4 x 4 feature grid.
+        """
         stages = (self.block1, self.block2, self.block3, self.block4, self.avgpool, self.flatten)
         for stage in stages:
             x = stage(x)
@@ -387,17 +423,52 @@ class BackboneNet(nn.Module):
         return len(self.trunk) > 0
 
     def train(self, mode: bool = True):
+        """Set training mode like :meth:`torch.nn.Module.train`; the trunk stays in eval mode.
+
+        Parameters
+        ----------
+        mode : bool, default=True
+            Training (True) or evaluation (False) mode for the tail and the head.
+
+        Returns
+        -------
+        BackboneNet
+            ``self``.
+        """
         super().train(mode)
         self.trunk.eval()  # frozen: batch norm uses fixed statistics, dropout is off
         return self
 
     def forward_trunk(self, x: torch.Tensor) -> torch.Tensor:
-        """Normalised input through the frozen trunk (no gradient)."""
+        """Normalised input through the frozen trunk (no gradient).
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (N, 3, H, W)
+            ``uint8`` (or [0, 1] float) RGB images.
+
+        Returns
+        -------
+        torch.Tensor
+            The trunk's output (the input of the tail).
+        """
         with torch.no_grad():
             return self.trunk(self.normalize(x))
 
     def forward_tail(self, features: torch.Tensor) -> torch.Tensor:
-        """Trunk output -> logits through the trainable tail and the head."""
+        """Trunk output -> logits through the trainable tail and the head.
+
+        Parameters
+        ----------
+        features : torch.Tensor
+            Output of :meth:`forward_trunk` (or the normalised images when the trunk
+            is empty).
+
+        Returns
+        -------
+        torch.Tensor of shape (N, n_outputs)
+            One logit per label.
+        """
         return self.head(self.tail(features))
 
     def forward(self, x: torch.Tensor | None = None, *, features=None) -> torch.Tensor:
@@ -410,6 +481,11 @@ class BackboneNet(nn.Module):
         features : tensor, optional
             Output of :meth:`forward_trunk` (for example from a
             :mod:`~sklearn_corrloss.feature_cache`); given instead of ``x``.
+
+        Returns
+        -------
+        torch.Tensor of shape (N, n_outputs)
+            One logit per label.
         """
         if (x is None) == (features is None):
             raise ValueError("Pass either images x or trunk features, not both or neither.")

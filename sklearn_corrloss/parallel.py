@@ -253,15 +253,44 @@ class ResultStore:
 
         Arrays and DataFrames are hashed by content (:func:`joblib.hash`), dictionaries
         independently of their order.
+
+        Parameters
+        ----------
+        kind : str
+            Prefix naming the kind of fit (e.g. the experiment).
+        **parts
+            What identifies the fit: estimator fingerprint, data fingerprint, rows, seed...
+
+        Returns
+        -------
+        str
+            ``"<kind>-<first 20 hex digits of the hash>"``, usable as a file name.
         """
         return f"{kind}-{joblib.hash(parts)[:20]}"
 
     def file(self, key: str) -> Path:
-        """The file that holds the result of ``key``."""
+        """The file that holds the result of ``key``.
+
+        Parameters
+        ----------
+        key : str
+            A key from :meth:`key`.
+
+        Returns
+        -------
+        Path
+            ``<path>/<key>.json`` (it may not exist yet).
+        """
         return self.path / f"{key}.json"
 
     def files(self) -> list[Path]:
-        """The result files in the folder, sorted."""
+        """The result files in the folder, sorted.
+
+        Returns
+        -------
+        list of Path
+            The ``.json`` files; empty when the folder does not exist.
+        """
         return sorted(self.path.glob("*.json")) if self.path.is_dir() else []
 
     def load(self, key: str):
@@ -269,6 +298,16 @@ class ResultStore:
 
         An unreadable file (edited by hand, or from another version) counts as missing,
         with a warning, and is overwritten by the next :meth:`save`.
+
+        Parameters
+        ----------
+        key : str
+            A key from :meth:`key`.
+
+        Returns
+        -------
+        object or None
+            The result as decoded from JSON, or None.
         """
         file = self.file(key)
         try:
@@ -285,8 +324,20 @@ class ResultStore:
     def save(self, key: str, result, *, condition: dict | None = None):
         """Store ``result`` (JSON-serialisable: numbers, strings, lists, dicts, NumPy values).
 
-        ``condition`` (e.g. rho and fold) is written beside it for people reading the file.
-        Returns the result as :meth:`load` will return it.
+        Parameters
+        ----------
+        key : str
+            A key from :meth:`key`.
+        result : object
+            The fit's result.
+        condition : dict or None, default=None
+            What the fit was (e.g. rho and fold), written beside the result for people
+            reading the file.
+
+        Returns
+        -------
+        object
+            The result as :meth:`load` will return it (after a JSON round trip).
         """
         content = {"key": key, "condition": condition or {}, "result": result}
         text = json.dumps(content, default=_json_default, indent=1)
@@ -297,6 +348,16 @@ class ResultStore:
 
 def fingerprint(value) -> str:
     """A content hash of data (arrays, DataFrames, lists of paths) for result keys.
+
+    Parameters
+    ----------
+    value : object
+        Any picklable value.
+
+    Returns
+    -------
+    str
+        The :func:`joblib.hash` of ``value`` (hexadecimal).
 
     Examples
     --------
@@ -310,6 +371,16 @@ def fingerprint(value) -> str:
 
 def estimator_fingerprint(estimator) -> str:
     """A hash of an estimator's class and parameters (not ``verbose``/``n_jobs``).
+
+    Parameters
+    ----------
+    estimator : estimator instance
+        Anything with scikit-learn's ``get_params``; its top-level parameters count.
+
+    Returns
+    -------
+    str
+        The :func:`joblib.hash` of the class's module and name and the parameters.
 
     Examples
     --------

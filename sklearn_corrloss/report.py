@@ -90,7 +90,9 @@ PAPER = {
 class DemoSettings:
     """Sizes and training settings of a demo run.
 
-    Attributes
+    The fields are the constructor's parameters; instances are frozen.
+
+    Parameters
     ----------
     n_subjects, n_frames : int
         Synthetic subjects per domain and frames per subject (over the eight tasks).
@@ -99,7 +101,7 @@ class DemoSettings:
         tested on).
     image_size, crop_size : int
         Rendered image side and face-crop side (pixels).
-    hidden_units, dropout, lr, batch_size, max_epochs
+    hidden_units, dropout, lr, batch_size, max_epochs : int or float
         :class:`~sklearn_corrloss.classifier.CorrLossClassifier` settings.
     rhos : tuple of float
         Grid of the rho search.
@@ -142,7 +144,14 @@ class DemoSettings:
     calibration_epochs: int = 10
 
     def n_fits(self) -> int:
-        """Number of models the demo trains (each fine-tuning counted with its model)."""
+        """Number of models the demo trains (each fine-tuning counted with its model).
+
+        Returns
+        -------
+        int
+            The number of fits over all stages of the demo (rho search, within-dataset,
+            cross-domain and calibration runs).
+        """
         n_tasks = (
             len(BP4D_TASKS) if self.calibration_tasks is None else len(self.calibration_tasks)
         )

@@ -236,6 +236,16 @@ class AUDataset:
     def subset(self, index) -> AUDataset:
         """A new data set with the rows selected by a boolean mask or integer indices.
 
+        Parameters
+        ----------
+        index : array-like of bool of shape (n_samples,) or array-like of int
+            The rows to keep, as a mask or as positions.
+
+        Returns
+        -------
+        AUDataset
+            The selected rows, with a fresh 0-based index.
+
         Examples
         --------
         >>> ds = AUDataset(paths=["a", "b", "c"], subjects=["s1", "s1", "s2"],
@@ -262,6 +272,21 @@ class AUDataset:
     def select_aus(self, aus) -> AUDataset:
         """A new data set with only the given AU columns (any spelling), in AU order.
 
+        Parameters
+        ----------
+        aus : iterable of str or int
+            AU names or numbers (``"AU1"``, ``"AU01"``, ``1`` ...).
+
+        Returns
+        -------
+        AUDataset
+            All rows, with these label columns only.
+
+        Raises
+        ------
+        KeyError
+            If an AU has no label column; the message lists the available AUs.
+
         Examples
         --------
         >>> ds = AUDataset(paths=["a"], subjects=["s"],
@@ -283,6 +308,12 @@ class AUDataset:
     def summary(self) -> pd.DataFrame:
         """Per-AU counts: positives, negatives, unknown and the base rate of known labels.
 
+        Returns
+        -------
+        DataFrame
+            One row per AU; columns ``positive``, ``negative``, ``unknown`` and
+            ``base_rate`` (positives among known labels; NaN without known labels).
+
         Examples
         --------
         >>> ds = AUDataset(paths=["a", "b", "c"], subjects=["s"] * 3,
@@ -302,7 +333,18 @@ class AUDataset:
 
     # ------------------------------------------------------------------ manifest
     def to_frame(self) -> pd.DataFrame:
-        """One table: ``path``, ``subject``, [``task``], [``frame``], metadata, AU columns."""
+        """One table: ``path``, ``subject``, [``task``], [``frame``], metadata, AU columns.
+
+        Returns
+        -------
+        DataFrame
+            One row per sample (the manifest layout).
+
+        Raises
+        ------
+        ValueError
+            If a metadata column has the name of a manifest or AU column.
+        """
         columns = {PATH: self.paths, SUBJECT: self.subjects}
         if self.tasks is not None:
             columns[TASK] = self.tasks
@@ -343,7 +385,20 @@ class AUDataset:
 
     @classmethod
     def from_manifest(cls, path, **kwargs) -> AUDataset:
-        """Read a manifest CSV; see :func:`sklearn_corrloss.datasets.manifest.load_manifest`."""
+        """Read a manifest CSV; see :func:`sklearn_corrloss.datasets.manifest.load_manifest`.
+
+        Parameters
+        ----------
+        path : str or Path
+            The CSV file.
+        **kwargs
+            Further arguments of ``load_manifest`` (``root=``, ``unknown_values=`` ...).
+
+        Returns
+        -------
+        AUDataset
+            The data set the manifest describes.
+        """
         from .manifest import load_manifest
 
         return load_manifest(path, **kwargs)

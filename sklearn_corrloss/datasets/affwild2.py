@@ -209,6 +209,8 @@ def load_affwild2(
     on_missing : {"drop", "raise"}, default="drop"
         A labelled frame without a cropped image (no face found) is dropped with a
         warning, or raises.
+    image_extensions : tuple of str, default=(".jpg", ".jpeg", ".png", ".bmp")
+        Image file suffixes to consider (any case).
 
     Returns
     -------

@@ -109,6 +109,21 @@ def _coded_aus(dataset) -> set[str]:
 def shared_aus(*datasets) -> list[str]:
     """AUs coded (at least one known label) in every data set, in AU order.
 
+    Parameters
+    ----------
+    *datasets : AUDataset
+        One or more loaded data sets (anything with a ``labels`` DataFrame).
+
+    Returns
+    -------
+    list of str
+        AU names, sorted by AU number.
+
+    Raises
+    ------
+    ValueError
+        If no data set is given.
+
     Examples
     --------
     >>> import pandas as pd

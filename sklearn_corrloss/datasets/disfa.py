@@ -299,6 +299,8 @@ def load_disfa(
     on_missing : {"drop", "raise"}, default="drop"
         A labelled frame without an image (video shorter than the labels, extraction
         incomplete) is dropped with a warning, or raises.
+    image_extensions : tuple of str, default=(".jpg", ".jpeg", ".png", ".bmp")
+        Image file suffixes to consider (any case).
 
     Returns
     -------

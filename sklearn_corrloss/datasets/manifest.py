@@ -169,6 +169,26 @@ def load_dataset(dataset_name: str, root, **loader_kwargs) -> AUDataset:
     """Load a data set by name: ``bp4d``, ``disfa``, ``ckplus`` (``ck+``), ``affwild2``
     (``aff-wild2``) or ``manifest`` (``root`` is then the CSV file).
 
+    Parameters
+    ----------
+    dataset_name : str
+        A key of ``LOADERS`` or an alias (``ck+``, ``ck``, ``aff-wild2``, ``affwild``),
+        in any case.
+    root : str or Path
+        The data set folder (the CSV for ``manifest``).
+    **loader_kwargs
+        Passed to the loader (``threshold=`` for DISFA, ``label_frames=`` for CK+...).
+
+    Returns
+    -------
+    AUDataset
+        What the loader returns.
+
+    Raises
+    ------
+    ValueError
+        If ``dataset_name`` is unknown; the message lists the names.
+
     Examples
     --------
     >>> sorted(LOADERS)

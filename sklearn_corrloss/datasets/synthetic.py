@@ -362,6 +362,19 @@ def make_au_labels(*, n_subjects=10, n_frames=40, aus=DEFAULT_AUS, domain="lab",
     ``subjects``, ``tasks`` and ``sequences`` as :func:`make_au_faces` for the same
     ``random_state``: useful to study co-occurrence statistics or to train on labels only.
 
+    Parameters
+    ----------
+    n_subjects : int, default=10
+        Number of synthetic people.
+    n_frames : int, default=40
+        Frames per subject, split evenly over the eight task sequences.
+    aus : sequence of str, default=DEFAULT_AUS
+        Label columns, in this order; any of ``ALL_AUS``.
+    domain : {"lab", "lab_gray", "wild"}, default="lab"
+        Data set style, as in :func:`make_au_faces`.
+    random_state : int, RandomState instance or None, default=None
+        Seed; the same seed gives the labels of :func:`make_au_faces`.
+
     Returns
     -------
     data : :class:`~sklearn.utils.Bunch`

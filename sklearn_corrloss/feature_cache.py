@@ -31,6 +31,7 @@ import json
 import os
 import shutil
 import threading
+import time
 import uuid
 import weakref
 from collections import OrderedDict
@@ -311,6 +312,33 @@ class _MemoryStore(_Store):
         return self.parts[part][row]
 
 
+#: Seconds after which a temporary file or a part without keys counts as left by a killed
+#: writer (no write takes this long; a live writer in another process is never touched).
+_STALE_AFTER = 24 * 3600
+
+
+def _remove_stale_files(directory: Path, max_age: float = _STALE_AFTER) -> list[Path]:
+    """Delete what killed writers left in a cache folder, once it is ``max_age`` seconds old.
+
+    That is temporary files (``.*.tmp``) and data parts whose keys file was never written
+    (such parts are never read, so they only take space).
+    """
+    now = time.time()
+    candidates = list(directory.glob(".*.tmp")) + [
+        part
+        for part in directory.glob("part-*.npy")
+        if not part.name.endswith(".keys.npy")
+        and not part.with_name(part.name.removesuffix(".npy") + ".keys.npy").exists()
+    ]
+    removed = []
+    for path in candidates:
+        with contextlib.suppress(OSError):  # another process may remove it first
+            if now - path.stat().st_mtime > max_age:
+                path.unlink()
+                removed.append(path)
+    return removed
+
+
 class _DiskStore(_Store):
     """A folder of ``part-*.npy`` feature files, each with a ``part-*.keys.npy`` file.
 
@@ -330,6 +358,7 @@ class _DiskStore(_Store):
         self._files: dict[int, int] = {}
         self._pid = os.getpid()
         directory.mkdir(parents=True, exist_ok=True)
+        _remove_stale_files(directory)
         meta = directory / "meta.json"
         if not meta.exists():
             self._atomic_write(meta, lambda f: f.write(json.dumps(description, indent=2).encode()))

@@ -1,6 +1,7 @@
 """Frozen-trunk feature cache and precision options: same results as the plain path."""
 
 import os
+import time
 
 import cv2
 import numpy as np
@@ -328,3 +329,22 @@ def test_cuda_cached_training_matches_cpu(data):
     conv_weight = next(p for p in gpu.module_.tail.parameters() if p.ndim == 4)
     assert conv_weight.is_contiguous(memory_format=torch.channels_last)
     np.testing.assert_allclose(gpu.predict_proba(test), cpu.predict_proba(test), atol=0.05)
+
+
+def test_files_left_by_killed_writers_are_removed_once_stale(tmp_path):
+    store = FeatureCache().store("k", {"dtype": "float32"}, cache_dir=tmp_path)
+    store.add(["a", "b"], np.ones((2, 3)))
+    folder = store.directory
+    complete = sorted(folder.glob("part-*"))
+    old_tmp, new_tmp = folder / ".part-dead.npy.tmp", folder / ".part-alive.npy.tmp"
+    orphan = folder / "part-orphan.npy"  # data written, keys never: a kill in between
+    for path in (old_tmp, new_tmp, orphan):
+        path.write_bytes(b"x")
+    two_days_ago = time.time() - 2 * 24 * 3600
+    os.utime(old_tmp, (two_days_ago, two_days_ago))
+    os.utime(orphan, (two_days_ago, two_days_ago))
+    reopened = FeatureCache().store("k", {"dtype": "float32"}, cache_dir=tmp_path)
+    assert not old_tmp.exists() and not orphan.exists()
+    assert new_tmp.exists()  # may belong to a writer that is still running
+    assert sorted(folder.glob("part-*")) == complete
+    assert len(reopened) == 2

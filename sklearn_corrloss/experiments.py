@@ -786,7 +786,7 @@ def cross_dataset(
                 continue
             tests[test_name] = (X_test, Y_test, shared)
         Y_selected = Y[aus]  # one object for all jobs: sent to each Dask worker once
-        shared_data += [X, Y_selected, groups]
+        shared_data += [X, Y_selected, groups, tests]  # tests: one dict for all its jobs
         splitter = _check_cv(cv, groups)
         folds = [train for train, _ in splitter.split(np.zeros((len(Y), 1)), Y, groups)]
         seed = _seed(rng)

@@ -14,7 +14,12 @@ from sklearn.utils.parallel import Parallel, delayed  # noqa: E402
 
 from sklearn_corrloss import cli, parallel  # noqa: E402
 from sklearn_corrloss.classifier import CorrLossClassifier  # noqa: E402
-from sklearn_corrloss.experiments import search_rho  # noqa: E402
+from sklearn_corrloss.experiments import (  # noqa: E402
+    calibrate,
+    cross_dataset,
+    search_rho,
+    within_dataset_cv,
+)
 
 #: Set on the workers (with ``client.run``) to the path of a marker file: the first fit
 #: that creates the file kills its worker process.
@@ -100,6 +105,29 @@ def test_search_on_dask_equals_the_sequential_search(cluster, data, sequential):
     on_dask = search_rho(tiny_net(), *data, scheduler=client, **SEARCH)
     assert_same_search(sequential, on_dask)
     assert client.status == "running"  # a client passed in is left open
+
+
+def test_other_experiments_on_dask_equal_the_sequential_runs(cluster, data):
+    _, client = cluster
+    X, Y, groups = data
+    other = make_data(n_subjects=4, per_subject=10)
+    tasks = np.tile(np.repeat(["T1", "T2"], 5), 6)
+    runs = {
+        "within": lambda **kw: within_dataset_cv(tiny_net(), X, Y, groups, rho=0.5, cv=2, **kw),
+        "cross": lambda **kw: cross_dataset(
+            tiny_net(), {"a": (X, Y, groups), "b": other}, rho=0.5, cv=2, **kw
+        ),
+        "calibrate": lambda **kw: calibrate(
+            tiny_net(), X, Y, groups, tasks, rhos=(0.0, 0.5), epochs=1, **kw
+        ),
+    }
+    for name, run in runs.items():
+        sequential, on_dask = run(random_state=0), run(random_state=0, scheduler=client)
+        for table in ("scores", "per_au"):
+            assert len(sequential[table]) > 0, f"{name}.{table} is empty"
+            pd.testing.assert_frame_equal(
+                sequential[table], on_dask[table], check_exact=True, obj=f"{name}.{table}"
+            )
 
 
 def _resource_restrictions(_):

@@ -29,6 +29,7 @@ from ._atomic import atomic_output
 
 __all__ = [
     "CONNECT_TIMEOUT",
+    "DASK_WORKER_CONFIG",
     "ResultStore",
     "connect",
     "dask_backend",
@@ -39,6 +40,13 @@ __all__ = [
 
 #: Seconds to wait for a Dask scheduler to answer before giving up.
 CONNECT_TIMEOUT = 10.0
+
+#: Dask configuration for workers that train PyTorch models on CPUs; set it where the
+#: cluster is created: ``with dask.config.set(DASK_WORKER_CONFIG): LocalCluster(...)``.
+#: distributed starts its workers with ``MALLOC_TRIM_THRESHOLD_=65536``, which makes glibc
+#: map and unmap every large tensor allocation; CPU training then ran 2-2.3x slower
+#: (``benchmarks/bench_dask.py``). ``None`` leaves the variable unset.
+DASK_WORKER_CONFIG = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
 
 #: Estimator parameters that do not change a fit's result (left out of result keys).
 _NEUTRAL_PARAMS = ("verbose", "n_jobs")

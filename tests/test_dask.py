@@ -10,6 +10,7 @@ import pytest
 
 distributed = pytest.importorskip("distributed", reason="the dask extra is not installed")
 
+import dask.config  # noqa: E402
 from sklearn.utils.parallel import Parallel, delayed  # noqa: E402
 
 from sklearn_corrloss import cli, parallel  # noqa: E402
@@ -76,13 +77,17 @@ def data():
 @pytest.fixture(scope="module")
 def cluster():
     """Two single-threaded worker processes, each declaring one (pretend) GPU."""
-    cluster = distributed.LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=True,
-        dashboard_address=None,
-        resources={"GPU": 1},
-    )
+    with dask.config.set(parallel.DASK_WORKER_CONFIG):
+        cluster = distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            resources={"GPU": 1},
+        )
+    # With the variable unset the nanny did not copy it into this process's environment,
+    # where every later subprocess of the test session would inherit it.
+    assert "MALLOC_TRIM_THRESHOLD_" not in os.environ
     client = distributed.Client(cluster, timeout=60)
     yield cluster, client
     client.close(timeout=30)

@@ -200,10 +200,33 @@ def dask_backend(
             return
         from joblib import parallel_config
 
+        _warn_about_malloc_trim(client)
         options = {"resources": dict(resources)} if resources else {}
         scatter = [item for item in scatter or () if item is not None]
         with parallel_config(backend="dask", client=client, scatter=scatter or None, **options):
             yield client
+
+
+def _malloc_trim_setting() -> str | None:
+    return os.environ.get("MALLOC_TRIM_THRESHOLD_")
+
+
+def _warn_about_malloc_trim(client) -> None:
+    """Warn when the workers run with the malloc setting that halves CPU training speed."""
+    try:
+        settings = client.run(_malloc_trim_setting)
+    except Exception:  # a check only: never stop a run because of it
+        return
+    affected = sorted(worker for worker, value in settings.items() if value is not None)
+    if affected:
+        warnings.warn(
+            f"{len(affected)} of {len(settings)} Dask workers run with MALLOC_TRIM_THRESHOLD_="
+            f"{settings[affected[0]]}, which made PyTorch training on CPUs about 2x slower "
+            "in benchmarks/bench_dask.py. Start the workers without it: see "
+            "sklearn_corrloss.parallel.DASK_WORKER_CONFIG (GPU training is hardly affected).",
+            RuntimeWarning,
+            stacklevel=4,
+        )
 
 
 # --- stored results -----------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 import os
 import socket
 import sys
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -133,6 +134,23 @@ def test_other_experiments_on_dask_equal_the_sequential_runs(cluster, data):
             pd.testing.assert_frame_equal(
                 sequential[table], on_dask[table], check_exact=True, obj=f"{name}.{table}"
             )
+
+
+def test_workers_with_the_slow_malloc_setting_are_pointed_out(cluster):
+    _, client = cluster
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the fixture's workers are set up well: no warning
+        with parallel.dask_backend(client):
+            pass
+    client.run(set_environ, "MALLOC_TRIM_THRESHOLD_", "65536")
+    try:
+        with (
+            pytest.warns(RuntimeWarning, match="2 of 2 Dask workers run with MALLOC_TRIM"),
+            parallel.dask_backend(client),
+        ):
+            pass
+    finally:
+        client.run(set_environ, "MALLOC_TRIM_THRESHOLD_", None)
 
 
 def _resource_restrictions(_):

@@ -57,7 +57,6 @@ True
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import math
 import os
@@ -66,10 +65,13 @@ import shutil
 import uuid
 from pathlib import Path
 
+import joblib
 import numpy as np
 import torch
 from skorch.callbacks import Checkpoint
 from skorch.history import History
+
+from ._atomic import atomic_output
 
 __all__ = [
     "CheckpointError",
@@ -136,17 +138,9 @@ def _fsync(path: Path) -> None:
 
 
 def _write_json_atomic(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as file:
-            json.dump(data, file, indent=2)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
+    with atomic_output(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
+        _fsync(tmp)
 
 
 def _discard(path: Path) -> None:
@@ -178,7 +172,7 @@ def _leftovers(directory: Path) -> list[Path]:
         entry
         for entry in directory.iterdir()
         if entry.name.startswith((".tmp-", ".old-"))
-        or (entry.name.startswith(f".{_FINISHED}.") and entry.name.endswith(".tmp"))
+        or (entry.name.startswith(f".{_FINISHED}.") and ".tmp" in entry.name)
     ]
 
 
@@ -247,18 +241,6 @@ def clear_checkpoints(directory) -> None:
     remove_leftovers(directory)
 
 
-def _hash_array(digest, array) -> None:
-    array = np.asarray(array)
-    digest.update(f"{array.shape}\0{array.dtype.str}\0".encode())
-    if array.dtype == object:
-        for item in array.ravel():
-            text = os.fspath(item) if isinstance(item, str | os.PathLike) else repr(item)
-            digest.update(text.encode())
-            digest.update(b"\0")
-    else:
-        digest.update(memoryview(np.ascontiguousarray(array)).cast("B"))
-
-
 def _param_value(value):
     """A JSON value standing for a parameter (classes and functions by qualified name)."""
     if isinstance(value, np.ndarray | np.generic):
@@ -295,7 +277,8 @@ def run_fingerprint(estimator, X, Y, groups=None) -> dict:
     Returns
     -------
     dict
-        ``class``, ``params``, ``classes`` and ``data`` (a SHA-256 of X, Y and groups).
+        ``class``, ``params``, ``classes`` and ``data`` (a content hash of X, Y and
+        groups, :func:`joblib.hash`).
 
     Examples
     --------
@@ -307,9 +290,6 @@ def run_fingerprint(estimator, X, Y, groups=None) -> dict:
     >>> a == run_fingerprint(CorrLossClassifier(lr=0.2), X, Y)
     False
     """
-    digest = hashlib.sha256()
-    for part in (X, Y, () if groups is None else groups):
-        _hash_array(digest, part)
     params = {
         key: _param_value(value)
         for key, value in sorted(estimator.get_params(deep=False).items())
@@ -320,7 +300,7 @@ def run_fingerprint(estimator, X, Y, groups=None) -> dict:
         "class": type(estimator).__name__,
         "params": params,
         "classes": None if classes is None else [str(c) for c in classes],
-        "data": digest.hexdigest(),
+        "data": joblib.hash((X, Y, None if groups is None else np.asarray(groups))),
     }
 
 

@@ -453,9 +453,12 @@ device, compile, use_caching, torch_load_kwargs, **kwargs
         else:
             super().__setattr__(name, value)
 
-    def _store_params(self, params: dict, kwargs: dict) -> None:
-        for name, value in params.items():
-            setattr(self, name, value)
+    def _store_params(self, arguments: dict) -> None:
+        """Store the ``locals()`` of a subclass ``__init__``: parameters and ``**kwargs``."""
+        kwargs = arguments["kwargs"]
+        for name, value in arguments.items():
+            if name not in ("self", "kwargs", "__class__"):
+                setattr(self, name, value)
         self._params_to_validate = set(kwargs)
         vars(self).update(kwargs)
 
@@ -1258,10 +1261,7 @@ class CorrLossClassifier(MultiLabelNet):
         resume=False,
         **kwargs,
     ):
-        params = dict(locals())
-        for key in ("self", "kwargs", "__class__"):
-            params.pop(key, None)
-        self._store_params(params, kwargs)
+        self._store_params(locals())
 
     def _check_X(self, X, *, reset: bool):
         X = validate_data(self, X, reset=reset, dtype=np.float32, ensure_all_finite=True)
@@ -1428,10 +1428,7 @@ callbacks, warm_start, verbose, device, random_state, checkpoint_dir, resume, **
         resume=False,
         **kwargs,
     ):
-        params = dict(locals())
-        for key in ("self", "kwargs", "__class__"):
-            params.pop(key, None)
-        self._store_params(params, kwargs)
+        self._store_params(locals())
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

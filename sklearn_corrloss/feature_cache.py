@@ -35,13 +35,15 @@ import time
 import uuid
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
+
+from ._atomic import atomic_output
 
 __all__ = [
     "CACHE_DTYPES",
@@ -324,7 +326,7 @@ def _remove_stale_files(directory: Path, max_age: float = _STALE_AFTER) -> list[
     (such parts are never read, so they only take space).
     """
     now = time.time()
-    candidates = list(directory.glob(".*.tmp")) + [
+    candidates = list(directory.glob(".*.tmp*")) + [
         part
         for part in directory.glob("part-*.npy")
         if not part.name.endswith(".keys.npy")
@@ -361,7 +363,8 @@ class _DiskStore(_Store):
         _remove_stale_files(directory)
         meta = directory / "meta.json"
         if not meta.exists():
-            self._atomic_write(meta, lambda f: f.write(json.dumps(description, indent=2).encode()))
+            with atomic_output(meta) as tmp:
+                tmp.write_text(json.dumps(description, indent=2), encoding="utf-8")
         self.refresh()
 
     def __getstate__(self):
@@ -378,13 +381,6 @@ class _DiskStore(_Store):
             if getattr(self, "_pid", None) == os.getpid():
                 with contextlib.suppress(OSError):
                     os.close(fd)
-
-    @staticmethod
-    def _atomic_write(path: Path, write: Callable) -> None:
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-        with open(tmp, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
 
     def refresh(self) -> None:
         """Pick up parts written since (by this or another process)."""
@@ -472,7 +468,8 @@ class _DiskWriter:
         with self.store.lock:
             os.replace(self.tmp, self.path)
             keys_path = self.store.directory / f"{self.name}.keys.npy"
-            self.store._atomic_write(keys_path, lambda f: np.save(f, self.keys))
+            with atomic_output(keys_path) as tmp:  # written last: it completes the part
+                np.save(tmp, self.keys)
             self.store.refresh()
 
     def abort(self) -> None:
